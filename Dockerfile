@@ -1,0 +1,23 @@
+# db-init image: a static binary in an empty file system, run as a non-root user.
+#
+#   docker build -t db-init .                                  # builds the binary in a Rust stage
+#   docker build --build-arg BINARY=host -t db-init .          # uses a binary built on the host:
+#     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu
+ARG BINARY=build
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && cp target/x86_64-unknown-linux-gnu/release/db-init /db-init
+
+FROM scratch AS host
+COPY target/x86_64-unknown-linux-gnu/release/db-init /db-init
+
+FROM ${BINARY} AS binary
+
+FROM scratch
+COPY --from=binary /db-init /db-init
+WORKDIR /work
+USER 65532:65532
+ENTRYPOINT ["/db-init"]

@@ -1,0 +1,183 @@
+//! Parsers for setting values (durations, booleans, names) and the YAML file's flattening.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_norway::Value;
+
+use super::KEYS;
+
+/// `250ms`, `30s`, `10m`, `1h`; a bare number is seconds (fractions allowed: `1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err("expected a duration such as 250ms, 30s, 10m or a number of seconds".into())
+        }
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| "expected a duration such as 250ms, 30s, 10m or a number of seconds")?;
+    Duration::try_from_secs_f64(n * scale).map_err(|e| e.to_string())
+}
+
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+pub fn parse_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("expected a path".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// Names that end up quoted as SQL identifiers: PostgreSQL truncates at 63 bytes and forbids NUL.
+pub fn parse_identifier(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 63 || s.contains('\0') {
+        return Err("expected a name of 1 to 63 bytes".into());
+    }
+    Ok(s.to_string())
+}
+
+pub enum YamlError {
+    Syntax(String),
+    UnknownKey(String),
+}
+
+/// Reads the YAML file into `key -> text`, nested maps joined with `.` (`drizzle.schema`).
+/// Any key that is not a setting is rejected by name.
+pub fn flatten_yaml(text: &str) -> Result<BTreeMap<String, String>, YamlError> {
+    let root: Value = serde_norway::from_str(text).map_err(|e| YamlError::Syntax(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    match root {
+        Value::Null => {}
+        Value::Mapping(map) => flatten_into("", &map, &mut out)?,
+        _ => {
+            return Err(YamlError::Syntax(
+                "the top level must be a mapping of settings".into(),
+            ))
+        }
+    }
+    Ok(out)
+}
+
+fn flatten_into(
+    prefix: &str,
+    map: &serde_norway::Mapping,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), YamlError> {
+    for (k, v) in map {
+        let Some(k) = k.as_str() else {
+            return Err(YamlError::Syntax(format!("key {k:?} is not a string")));
+        };
+        let key = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Mapping(inner)
+                if KEYS
+                    .iter()
+                    .any(|known| known.starts_with(&format!("{key}."))) =>
+            {
+                flatten_into(&key, inner, out)?
+            }
+            _ if !KEYS.contains(&key.as_str()) => return Err(YamlError::UnknownKey(key)),
+            Value::String(s) => {
+                out.insert(key, s.clone());
+            }
+            Value::Number(n) => {
+                out.insert(key, n.to_string());
+            }
+            Value::Bool(b) => {
+                out.insert(key, b.to_string());
+            }
+            Value::Null => {}
+            _ => return Err(YamlError::Syntax(format!("`{key}` must be a single value"))),
+        }
+    }
+    Ok(())
+}
+
+/// The known key nearest to a mistyped one, if it is close enough to be a likely typo.
+pub fn closest(key: &str, known: &[&str]) -> Option<String> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn yaml_nested_and_scalars() {
+        let v = flatten_yaml("wait_timeout: 30\natomic: true\ndrizzle:\n  schema: ops\n").ok();
+        let v = v.unwrap_or_default();
+        assert_eq!(v.get("wait_timeout").map(String::as_str), Some("30"));
+        assert_eq!(v.get("atomic").map(String::as_str), Some("true"));
+        assert_eq!(v.get("drizzle.schema").map(String::as_str), Some("ops"));
+    }
+
+    #[test]
+    fn yaml_unknown_key_is_named() {
+        match flatten_yaml("wait_timout: 3\n") {
+            Err(YamlError::UnknownKey(k)) => assert_eq!(k, "wait_timout"),
+            _ => panic!("expected an unknown key"),
+        }
+        match flatten_yaml("drizzle:\n  shema: x\n") {
+            Err(YamlError::UnknownKey(k)) => assert_eq!(k, "drizzle.shema"),
+            _ => panic!("expected an unknown key"),
+        }
+        assert_eq!(
+            closest("wait_timout", KEYS).as_deref(),
+            Some("wait_timeout")
+        );
+    }
+}

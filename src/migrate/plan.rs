@@ -1,0 +1,366 @@
+//! The pure planner: local migrations + history rows + policy -> what is applied, what is
+//! pending, and every problem that must stop the run before anything is applied.
+
+use super::source::{Layout, Migration};
+use super::{sql, Problem};
+use crate::config::OutOfOrder;
+
+/// One history row, whatever the layout: Drizzle's (`created_at`, `hash`) or db-init's
+/// (`version`, `checksum`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRow {
+    pub version: Option<i64>,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub layout: Layout,
+    pub out_of_order: OutOfOrder,
+    pub allow_missing: bool,
+    pub atomic: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Applied,
+    Pending,
+    /// Pending, but older than the newest applied migration.
+    OutOfOrder,
+    /// Applied, but the file changed since.
+    Changed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Index into the migrations slice.
+    pub index: usize,
+    pub state: State,
+    /// The checksum in the history when it differs from the file's.
+    pub stored: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub entries: Vec<Entry>,
+    /// History rows that match no local migration.
+    pub missing: Vec<AppliedRow>,
+    pub problems: Vec<Problem>,
+}
+
+impl Plan {
+    /// Migrations to apply, in order (meaningful only when `problems` is empty).
+    pub fn pending(&self) -> Vec<usize> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, State::Pending | State::OutOfOrder))
+            .map(|e| e.index)
+            .collect()
+    }
+}
+
+pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -> Plan {
+    let mut state: Vec<Option<(State, Option<String>)>> = vec![None; migrations.len()];
+    let mut missing = Vec::new();
+    for row in applied {
+        let by_version = row
+            .version
+            .and_then(|v| migrations.iter().position(|m| m.version == v));
+        match by_version {
+            Some(i) if migrations[i].checksum == row.checksum => {
+                state[i] = Some((State::Applied, None))
+            }
+            Some(i) => {
+                // A row stored twice (Drizzle's race) may match where another does not.
+                if state[i].is_none() {
+                    state[i] = Some((State::Changed, Some(row.checksum.clone())));
+                }
+            }
+            None => {
+                // Drizzle identifies nothing by `when` itself; a row whose entry's `when` was
+                // rewritten is still the same migration if its hash matches.
+                let by_hash = (policy.layout == Layout::Drizzle)
+                    .then(|| {
+                        migrations
+                            .iter()
+                            .enumerate()
+                            .position(|(i, m)| m.checksum == row.checksum && state[i].is_none())
+                    })
+                    .flatten();
+                match by_hash {
+                    Some(i) => state[i] = Some((State::Applied, None)),
+                    None if migrations.iter().any(|m| m.checksum == row.checksum) => {}
+                    None => missing.push(row.clone()),
+                }
+            }
+        }
+    }
+    // A changed row that another row of the same version matches exactly is applied.
+    for (i, m) in migrations.iter().enumerate() {
+        if matches!(state[i], Some((State::Changed, _)))
+            && applied
+                .iter()
+                .any(|r| r.version == Some(m.version) && r.checksum == m.checksum)
+        {
+            state[i] = Some((State::Applied, None));
+        }
+    }
+
+    let newest_applied = migrations
+        .iter()
+        .zip(&state)
+        .filter(|(_, s)| s.is_some())
+        .map(|(m, _)| m.version)
+        .chain(missing.iter().filter_map(|r| r.version))
+        .max();
+
+    let mut plan = Plan::default();
+    for (index, m) in migrations.iter().enumerate() {
+        let (state, stored) = match state[index].take() {
+            Some(s) => s,
+            None if newest_applied.is_some_and(|newest| m.version < newest) => {
+                (State::OutOfOrder, None)
+            }
+            None => (State::Pending, None),
+        };
+        match state {
+            State::Changed => plan.problems.push(Problem::Changed {
+                file: m.file.clone(),
+                stored: stored.clone().unwrap_or_default(),
+                local: m.checksum.clone(),
+            }),
+            State::OutOfOrder if policy.out_of_order == OutOfOrder::Error => {
+                plan.problems.push(Problem::OutOfOrder {
+                    file: m.file.clone(),
+                    newest_applied: newest_applied.unwrap_or_default(),
+                })
+            }
+            _ => {}
+        }
+        if matches!(state, State::Pending | State::OutOfOrder) {
+            plan.problems.extend(lint(m));
+            if policy.atomic && m.no_transaction {
+                plan.problems.push(Problem::AtomicWithNoTransaction {
+                    file: m.file.clone(),
+                });
+            }
+        }
+        plan.entries.push(Entry {
+            index,
+            state,
+            stored,
+        });
+    }
+    if !policy.allow_missing {
+        plan.problems
+            .extend(missing.iter().map(|r| Problem::Missing {
+                version: r.version,
+                checksum: r.checksum.clone(),
+            }));
+    }
+    plan.missing = missing;
+    plan
+}
+
+/// Statements that cannot run where db-init would run them. A migration without the marker
+/// runs in a transaction, so it must not hold statements that refuse one, nor its own
+/// transaction control.
+pub fn lint(m: &Migration) -> Vec<Problem> {
+    if m.no_transaction {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for (n, chunk) in m.statements.iter().enumerate() {
+        let text = &m.text[chunk.clone()];
+        for stmt in sql::statements(text) {
+            let offset = chunk.start + stmt.range.start + leading_blank(&text[stmt.range.clone()]);
+            let (line, column) = m.line_col(offset);
+            let statement = n + 1;
+            if let Some(what) = sql::needs_no_transaction(&stmt.words) {
+                problems.push(Problem::NeedsNoTransaction {
+                    file: m.file.clone(),
+                    statement,
+                    line,
+                    column,
+                    what,
+                });
+            } else if sql::is_transaction_control(&stmt.words) {
+                problems.push(Problem::TransactionControl {
+                    file: m.file.clone(),
+                    statement,
+                    line,
+                    column,
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// Bytes of white space and comments before a statement's first keyword, so positions point
+/// at the statement rather than at the comment above it.
+fn leading_blank(s: &str) -> usize {
+    let mut i = 0;
+    let b = s.as_bytes();
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+        } else if s[i..].starts_with("--") {
+            i = s[i..].find('\n').map_or(b.len(), |n| i + n + 1);
+        } else if s[i..].starts_with('\u{feff}') {
+            i += 3;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(version: i64, sql: &str) -> Migration {
+        let file = format!("{version:04}_m.sql");
+        super::super::source::testing::migration(version, &file, sql, Layout::Drizzle)
+    }
+
+    fn row(version: i64, checksum: &str) -> AppliedRow {
+        AppliedRow {
+            version: Some(version),
+            checksum: checksum.to_string(),
+        }
+    }
+
+    const POLICY: Policy = Policy {
+        layout: Layout::Drizzle,
+        out_of_order: OutOfOrder::Error,
+        allow_missing: false,
+        atomic: false,
+    };
+
+    #[test]
+    fn fresh_database_applies_everything_in_order() {
+        let ms = [m(10, "A"), m(20, "B")];
+        let p = plan(&ms, &[], &POLICY);
+        assert!(p.problems.is_empty());
+        assert_eq!(p.pending(), vec![0, 1]);
+    }
+
+    #[test]
+    fn applied_rows_match_by_version_and_hash_and_duplicates_are_accepted() {
+        let ms = [m(10, "A"), m(20, "B"), m(30, "C")];
+        let rows = [
+            row(10, &ms[0].checksum),
+            row(10, &ms[0].checksum),
+            row(20, &ms[1].checksum),
+        ];
+        let p = plan(&ms, &rows, &POLICY);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.pending(), vec![2]);
+    }
+
+    #[test]
+    fn edited_applied_migration_is_named_with_both_hashes() {
+        let ms = [m(10, "A edited")];
+        let p = plan(&ms, &[row(10, "abc")], &POLICY);
+        match &p.problems[..] {
+            [Problem::Changed {
+                file,
+                stored,
+                local,
+            }] => {
+                assert_eq!(file, "0010_m.sql");
+                assert_eq!(stored, "abc");
+                assert_eq!(local, &ms[0].checksum);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn out_of_order_is_refused_unless_allowed() {
+        let ms = [m(10, "A"), m(30, "C"), m(20, "B")];
+        let rows = [row(10, &ms[0].checksum), row(30, &ms[1].checksum)];
+        let p = plan(&ms, &rows, &POLICY);
+        assert!(matches!(
+            &p.problems[..],
+            [Problem::OutOfOrder {
+                newest_applied: 30,
+                ..
+            }]
+        ));
+        let allow = Policy {
+            out_of_order: OutOfOrder::Allow,
+            ..POLICY
+        };
+        let p = plan(&ms, &rows, &allow);
+        assert!(p.problems.is_empty());
+        assert_eq!(p.pending(), vec![2]);
+    }
+
+    #[test]
+    fn missing_file_for_applied_row_unless_allowed() {
+        let ms = [m(10, "A")];
+        let rows = [row(10, &ms[0].checksum), row(5, "gone")];
+        let p = plan(&ms, &rows, &POLICY);
+        assert!(matches!(
+            &p.problems[..],
+            [Problem::Missing {
+                version: Some(5),
+                ..
+            }]
+        ));
+        let p = plan(
+            &ms,
+            &rows,
+            &Policy {
+                allow_missing: true,
+                ..POLICY
+            },
+        );
+        assert!(p.problems.is_empty());
+        assert_eq!(p.missing.len(), 1);
+    }
+
+    #[test]
+    fn drizzle_row_with_rewritten_when_matches_by_hash() {
+        let ms = [m(11, "A")];
+        let p = plan(&ms, &[row(10, &ms[0].checksum)], &POLICY);
+        assert!(p.problems.is_empty());
+        assert!(p.pending().is_empty());
+    }
+
+    #[test]
+    fn unsafe_statement_needs_the_marker() {
+        let ms = [m(10, "CREATE TABLE t (x int);\n--> statement-breakpoint\n-- why\nCREATE INDEX CONCURRENTLY i ON t (x);")];
+        let p = plan(&ms, &[], &POLICY);
+        match &p.problems[..] {
+            [Problem::NeedsNoTransaction {
+                statement: 2,
+                line: 4,
+                column: 1,
+                ..
+            }] => {}
+            other => panic!("{other:?}"),
+        }
+        let marked = [m(
+            10,
+            "-- db-init: no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);",
+        )];
+        assert!(plan(&marked, &[], &POLICY).problems.is_empty());
+        let atomic = Policy {
+            atomic: true,
+            ..POLICY
+        };
+        assert!(matches!(
+            &plan(&marked, &[], &atomic).problems[..],
+            [Problem::AtomicWithNoTransaction { .. }]
+        ));
+        // Already applied: history, not a problem.
+        assert!(plan(&ms, &[row(10, &ms[0].checksum)], &POLICY)
+            .problems
+            .is_empty());
+    }
+}

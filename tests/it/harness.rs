@@ -1,0 +1,402 @@
+//! The test harness: one real PostgreSQL server per test run (initdb + pg_ctl in a temp dir, or
+//! `DB_INIT_TEST_DATABASE_URL`), a fresh database per test, and the built binary run as a process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+pub const PASSWORD: &str = "s3cret-Pw";
+pub const BIN: &str = env!("CARGO_BIN_EXE_db-init");
+
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// Directory of the PostgreSQL client binaries (psql, pg_dump) used for assertions.
+    pub bin: PathBuf,
+    /// The temp dir of a server this run started (None with DB_INIT_TEST_DATABASE_URL).
+    pub dir: Option<PathBuf>,
+    run_as: Option<String>,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static STARTED_DIR: OnceLock<(PathBuf, PathBuf, Option<String>)> = OnceLock::new();
+
+pub fn server() -> &'static Server {
+    match SERVER.get_or_init(start) {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "no PostgreSQL server for the tests: {e}\n\
+             Install the PostgreSQL server (Debian: apt-get install postgresql) so that initdb and pg_ctl are on \
+             PATH or under /usr/lib/postgresql/<version>/bin, or set DB_INIT_TEST_DATABASE_URL to a superuser URL \
+             of a server the tests may create databases on."
+        ),
+    }
+}
+
+fn pg_bin_dir() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("pg_ctl");
+            if candidate.is_file() {
+                let real = std::fs::canonicalize(&candidate).unwrap_or(candidate);
+                if let Some(parent) = real.parent() {
+                    return Ok(parent.to_path_buf());
+                }
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "pg_ctl is not on PATH and /usr/lib/postgresql does not exist".to_string())?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("pg_ctl").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or_else(|| "no /usr/lib/postgresql/<version>/bin/pg_ctl found".into())
+}
+
+fn start() -> Result<Server, String> {
+    if let Ok(url) = std::env::var("DB_INIT_TEST_DATABASE_URL") {
+        return from_url(&url);
+    }
+    let bin = pg_bin_dir()?;
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let run_as = if is_root {
+        let user = ["postgres", "nobody"]
+            .into_iter()
+            .find(|u| {
+                Command::new("id")
+                    .arg("-u")
+                    .arg(u)
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .ok_or("running as root and neither user postgres nor nobody exists")?;
+        Some(user.to_string())
+    } else {
+        None
+    };
+    let dir = std::env::temp_dir().join(format!("db-init-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::write(dir.join("pw"), PASSWORD).map_err(|e| e.to_string())?;
+    if let Some(user) = &run_as {
+        let ok = Command::new("chown")
+            .args(["-R", user])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!("cannot chown {} to {user}", dir.display()));
+        }
+    }
+    let data = dir.join("data");
+    let port = free_port()?;
+    let as_user = |program: &Path| -> Command {
+        match &run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    };
+    let out = as_user(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
+        .arg(format!("--pwfile={}", dir.join("pw").display()))
+        .output()
+        .map_err(|e| format!("running initdb: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    crate::tls::setup_server_tls(&dir, &data, run_as.as_deref())?;
+    let conf = format!(
+        "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+         max_connections = 200\nfsync = off\nfull_page_writes = off\nlog_min_messages = warning\n\
+         ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        dir.display()
+    );
+    append(&data.join("postgresql.conf"), &conf)?;
+    // A user that may only connect over TLS, for the `sslmode=disable` test.
+    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        format!("hostnossl all tls_only 127.0.0.1/32 reject\nhostssl all tls_only 127.0.0.1/32 scram-sha-256\n{hba}"),
+    )
+    .map_err(|e| e.to_string())?;
+    let out = as_user(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(dir.join("server.log"))
+        .args(["-w", "-t", "60", "start"])
+        .output()
+        .map_err(|e| format!("running pg_ctl: {e}"))?;
+    if !out.status.success() {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        return Err(format!(
+            "pg_ctl start failed: {}\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let _ = STARTED_DIR.set((bin.clone(), data, run_as.clone()));
+    unsafe {
+        libc::atexit(stop_server);
+    }
+    let server = Server {
+        host: "127.0.0.1".into(),
+        port,
+        user: "postgres".into(),
+        password: PASSWORD.into(),
+        bin,
+        dir: Some(dir),
+        run_as,
+    };
+    server.psql(
+        "postgres",
+        "CREATE ROLE tls_only LOGIN PASSWORD 'tls-only-pw'",
+    )?;
+    Ok(server)
+}
+
+extern "C" fn stop_server() {
+    if let Some((bin, data, run_as)) = STARTED_DIR.get() {
+        let mut c = match run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(bin.join("pg_ctl"));
+                c
+            }
+            None => Command::new(bin.join("pg_ctl")),
+        };
+        let _ = c
+            .arg("-D")
+            .arg(data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+        if let Some(dir) = data.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn from_url(url: &str) -> Result<Server, String> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or("DB_INIT_TEST_DATABASE_URL is not a URL")?;
+    let (userinfo, hostpart) = rest
+        .rsplit_once('@')
+        .ok_or("DB_INIT_TEST_DATABASE_URL needs user:password@")?;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let hostport = hostpart.split(['/', '?']).next().unwrap_or("localhost");
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+    let bin = pg_bin_dir().unwrap_or_else(|_| PathBuf::from("/usr/bin"));
+    Ok(Server {
+        host: host.into(),
+        port: port
+            .parse()
+            .map_err(|_| "bad port in DB_INIT_TEST_DATABASE_URL")?,
+        user: user.into(),
+        password: password.into(),
+        bin,
+        dir: None,
+        run_as: None,
+    })
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn append(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    f.write_all(text.as_bytes()).map_err(|e| e.to_string())
+}
+
+impl Server {
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://{}:{}@{}:{}/{db}",
+            self.user, self.password, self.host, self.port
+        )
+    }
+
+    /// Runs SQL with the real psql (not Debian's wrapper) and returns its unaligned output.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url(db))
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .map_err(|e| format!("running psql: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "psql failed on {sql:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    pub fn server_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    #[allow(dead_code)]
+    pub fn runs_as(&self) -> Option<&str> {
+        self.run_as.as_deref()
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database and a scratch working directory for one test.
+pub struct TestDb {
+    pub name: String,
+    pub work: PathBuf,
+}
+
+impl TestDb {
+    pub fn new(test: &str) -> TestDb {
+        let s = server();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!(
+            "t_{}_{}_{n}",
+            test.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id()
+        );
+        s.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let work = std::env::temp_dir().join(format!("db-init-work-{name}"));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", work.display()));
+        TestDb { name, work }
+    }
+
+    pub fn url(&self) -> String {
+        server().url(&self.name)
+    }
+
+    /// psql on this database; panics with psql's message on failure.
+    pub fn sql(&self, sql: &str) -> String {
+        server()
+            .psql(&self.name, sql)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The binary with a clean environment (no DB_INIT_*, DATABASE_URL, PG* from the caller),
+    /// this database's URL in DB_INIT_DATABASE_URL, and the scratch dir as working directory.
+    pub fn cmd(&self) -> Command {
+        let mut c = bare_cmd(&self.work);
+        c.env("DB_INIT_DATABASE_URL", self.url());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.cmd()
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("running {BIN}: {e}")),
+        )
+    }
+
+    /// Copies a fixture folder (from ../shared/fixtures/drizzle) into the work dir.
+    pub fn fixture(&self, rel: &str, dest: &str) -> PathBuf {
+        let to = self.work.join(dest);
+        copy_dir(&fixtures().join(rel), &to);
+        to
+    }
+}
+
+pub fn bare_cmd(work: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(work);
+    c
+}
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/drizzle")
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(entry.file_name()))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            // Fixtures are read-only; tests edit their copies.
+            let _ = std::fs::set_permissions(
+                to.join(entry.file_name()),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            );
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the built binary against a real PostgreSQL server (see `harness`).
+
+mod cli_config;
+mod harness;
+mod migrate;
+mod tls;
+mod wait;

@@ -1,0 +1,474 @@
+//! Migrations against real Drizzle fixtures (../shared/fixtures/drizzle) and the numbered layout.
+
+use std::process::Command;
+
+use crate::harness::{fixtures, server, TestDb};
+
+const HISTORY: &str = "SELECT id || E'\\t' || hash || E'\\t' || created_at FROM drizzle.__drizzle_migrations ORDER BY id";
+
+fn expected_rows(tsv: &str) -> String {
+    let text =
+        std::fs::read_to_string(fixtures().join(tsv)).unwrap_or_else(|e| panic!("{tsv}: {e}"));
+    text.lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
+fn migrate(db: &TestDb, dir: &str, extra: &[&str]) -> crate::harness::Run {
+    let mut args = vec!["migrate", "--migrations", dir];
+    args.extend_from_slice(extra);
+    db.run(&args)
+}
+
+fn schema_dump(db: &TestDb) -> String {
+    let out = Command::new(server().bin.join("pg_dump"))
+        .args(["--schema-only", "--no-owner", "--no-privileges", "-d"])
+        .arg(db.url())
+        .output()
+        .unwrap_or_else(|e| panic!("pg_dump: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    normalise_dump(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Drops what differs between pg_dump runs and versions, not between schemas.
+fn normalise_dump(s: &str) -> String {
+    s.lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+                && !l.starts_with("-- Dumped ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn basic_writes_drizzles_rows_and_schema_exactly() {
+    let db = TestDb::new("basic");
+    db.fixture("basic/drizzle", "migrations");
+    let run = migrate(&db, "migrations", &[]);
+    run.expect(0);
+    assert!(
+        run.stderr.contains("6 migration(s) applied"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.sql(HISTORY).replace('|', "\t"),
+        expected_rows("basic.expected-history.tsv")
+    );
+    let expected = std::fs::read_to_string(fixtures().join("basic.schema.sql"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(schema_dump(&db), normalise_dump(&expected));
+    assert_eq!(db.sql("SELECT slug FROM organizations"), "default");
+    // Second run: nothing to do, nothing written.
+    let again = migrate(&db, "migrations", &[]);
+    again.expect(0);
+    assert!(
+        again
+            .stderr
+            .contains("0 migration(s) applied, 6 already applied"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "6"
+    );
+    db.run(&["status", "--migrations", "migrations"]).expect(0);
+}
+
+#[test]
+fn a_database_migrated_by_drizzle_is_fully_applied() {
+    let db = TestDb::new("by_drizzle");
+    db.fixture("basic/drizzle", "migrations");
+    let schema = fixtures().join("basic.schema.sql");
+    let out = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(db.url())
+        .arg("-f")
+        .arg(&schema)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in expected_rows("basic.expected-history.tsv").lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        db.sql(&format!(
+            "INSERT INTO drizzle.__drizzle_migrations (id, hash, created_at) VALUES ({}, '{}', {})",
+            f[0], f[1], f[2]
+        ));
+    }
+    let status = db.run(&["status", "--migrations", "migrations", "--format", "json"]);
+    status.expect(0);
+    assert!(
+        status.stdout.contains("\"up_to_date\": true"),
+        "{}",
+        status.stdout
+    );
+    let run = migrate(&db, "migrations", &[]);
+    run.expect(0);
+    assert!(
+        run.stderr.contains("0 migration(s) applied"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn duplicate_hash_rows_from_drizzles_race_are_accepted() {
+    let db = TestDb::new("dup_rows");
+    db.fixture("basic/drizzle", "migrations");
+    migrate(&db, "migrations", &[]).expect(0);
+    db.sql("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) SELECT hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 6");
+    migrate(&db, "migrations", &[]).expect(0);
+    db.run(&["validate", "--migrations", "migrations"])
+        .expect(0);
+}
+
+#[test]
+fn concurrently_is_refused_without_the_marker_and_runs_outside_a_transaction_with_it() {
+    let db = TestDb::new("concurrently");
+    let dir = db.fixture("concurrently/drizzle", "migrations");
+    let run = migrate(&db, "migrations", &[]);
+    run.expect(7);
+    assert!(
+        run.stderr
+            .contains("0001_events_index_concurrently.sql:3:1"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("-- db-init: no-transaction"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('events') IS NULL AND to_regclass('drizzle.__drizzle_migrations') IS NULL"), "t");
+
+    let file = dir.join("0001_events_index_concurrently.sql");
+    let original = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let mut marked = b"-- db-init: no-transaction\n".to_vec();
+    marked.extend_from_slice(&original);
+    std::fs::write(&file, &marked).unwrap_or_else(|e| panic!("{e}"));
+    migrate(&db, "migrations", &[]).expect(0);
+    assert_eq!(db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_org_created_at_idx'::regclass"), "t");
+    let hash = sha256_hex(&marked);
+    assert_eq!(
+        db.sql("SELECT hash FROM drizzle.__drizzle_migrations WHERE id = 2"),
+        hash
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = out.unwrap_or_else(|e| panic!("sha256sum: {e}"));
+    use std::io::Write;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn synthetic_300_matches_drizzles_rows() {
+    let db = TestDb::new("synthetic");
+    db.fixture("synthetic-300", "migrations");
+    let started = std::time::Instant::now();
+    migrate(&db, "migrations", &[]).expect(0);
+    eprintln!(
+        "synthetic-300 applied in {:?} (debug build, fsync off; see bench/ for figures)",
+        started.elapsed()
+    );
+    assert_eq!(
+        db.sql(HISTORY).replace('|', "\t"),
+        expected_rows("synthetic-300.expected-history.tsv")
+    );
+}
+
+#[test]
+fn out_of_order_is_refused_then_allowed() {
+    let db = TestDb::new("out_of_order");
+    db.fixture("basic/drizzle", "basic");
+    db.fixture("scenarios/out-of-order", "ooo");
+    migrate(&db, "basic", &[]).expect(0);
+    let run = migrate(&db, "ooo", &[]);
+    run.expect(7);
+    assert!(
+        run.stderr.contains("0006_feature_branch.sql")
+            && run.stderr.contains("out_of_order: allow"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "6"
+    );
+    migrate(&db, "ooo", &["--out-of-order", "allow"]).expect(0);
+    assert_eq!(
+        db.sql("SELECT created_at FROM drizzle.__drizzle_migrations WHERE id = 7"),
+        "1795252099238"
+    );
+
+    let fresh = TestDb::new("out_of_order_fresh");
+    fresh.fixture("scenarios/out-of-order", "ooo");
+    migrate(&fresh, "ooo", &[]).expect(0);
+    assert_eq!(
+        fresh.sql(HISTORY).replace('|', "\t"),
+        expected_rows("scenarios/out-of-order.fresh-db.expected-history.tsv")
+    );
+}
+
+#[test]
+fn an_edited_applied_migration_is_named_with_both_hashes() {
+    let db = TestDb::new("edited");
+    db.fixture("basic/drizzle", "basic");
+    db.fixture("scenarios/edited-applied", "edited");
+    migrate(&db, "basic", &[]).expect(0);
+    let run = migrate(&db, "edited", &[]);
+    run.expect(7);
+    for needle in [
+        "0004_lyrical_natasha_romanoff.sql",
+        "0c1ee2360893409897380494b55051d168b5482753fdbb301a4888503da9abcb",
+        "5187b49fba655d962df4cb169390fa260e18990733e96e46bd78bd582ea23286",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "missing {needle}:\n{}",
+            run.stderr
+        );
+    }
+    db.run(&["status", "--migrations", "edited"]).expect(7);
+}
+
+#[test]
+fn fail_in_batch_keeps_earlier_migrations_and_names_the_statement() {
+    let db = TestDb::new("fail_batch");
+    db.fixture("scenarios/fail-in-batch/before", "before");
+    db.fixture("scenarios/fail-in-batch/after", "after");
+    migrate(&db, "before", &[]).expect(0);
+    let run = migrate(&db, "after", &[]);
+    run.expect(6);
+    assert!(
+        run.stderr.contains("0004_lyrical_natasha_romanoff.sql")
+            && run.stderr.contains("statement 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("42703") && run.stderr.contains("no_such_column"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "4"
+    );
+    assert_eq!(db.sql("SELECT to_regclass('quotes') IS NOT NULL"), "t");
+
+    let atomic = TestDb::new("fail_batch_atomic");
+    atomic.fixture("scenarios/fail-in-batch/before", "before");
+    atomic.fixture("scenarios/fail-in-batch/after", "after");
+    migrate(&atomic, "before", &[]).expect(0);
+    migrate(&atomic, "after", &["--atomic"]).expect(6);
+    assert_eq!(
+        atomic.sql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "3"
+    );
+    assert_eq!(atomic.sql("SELECT to_regclass('quotes') IS NULL"), "t");
+}
+
+#[test]
+fn file_not_in_journal_and_missing_file_are_refused_before_connecting() {
+    let db = TestDb::new("structure");
+    db.fixture("scenarios/file-not-in-journal", "extra");
+    db.fixture("scenarios/missing-file", "missing");
+    let run = migrate(&db, "extra", &[]);
+    run.expect(7);
+    assert!(
+        run.stderr.contains("0099_not_in_journal.sql"),
+        "{}",
+        run.stderr
+    );
+    let run = migrate(&db, "missing", &[]);
+    run.expect(7);
+    assert!(run.stderr.contains("0003_low_plazm"), "{}", run.stderr);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'"),
+        "0"
+    );
+}
+
+#[test]
+fn a_bom_is_hashed_but_not_sent() {
+    let db = TestDb::new("bom");
+    db.fixture("scenarios/bom", "bom");
+    migrate(&db, "bom", &[]).expect(0);
+    assert_eq!(
+        db.sql("SELECT hash FROM drizzle.__drizzle_migrations"),
+        "d58b351c0dc734baf963679540181a04a38cead1551a4199b70a7df720061540"
+    );
+}
+
+#[test]
+fn custom_history_table_names_are_kept_as_given() {
+    let db = TestDb::new("custom_table");
+    db.fixture("basic/drizzle", "migrations");
+    migrate(
+        &db,
+        "migrations",
+        &[
+            "--drizzle-schema",
+            "ops",
+            "--drizzle-table",
+            "Schema_History",
+        ],
+    )
+    .expect(0);
+    assert_eq!(db.sql("SELECT count(*) FROM ops.\"Schema_History\""), "6");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'"),
+        "0"
+    );
+}
+
+fn write(dir: &std::path::Path, name: &str, sql: &str) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join(name), sql).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn numbered_layout_applies_validates_and_locates_errors() {
+    let db = TestDb::new("numbered");
+    let dir = db.work.join("migrations");
+    write(
+        &dir,
+        "0001_init.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+    );
+    write(
+        &dir,
+        "0002_more.sql",
+        "ALTER TABLE users ADD COLUMN name text;\nCREATE INDEX users_email ON users (email);\n",
+    );
+    write(&dir, "0002_more.down.sql", "DROP INDEX users_email;\n");
+    db.run(&["status"]).expect(10);
+    db.run(&["migrate"]).expect(0);
+    assert_eq!(db.sql("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM db_init.schema_migrations"), "1:init,2:more");
+    db.run(&["status"]).expect(0);
+
+    write(
+        &dir,
+        "0003_bad.sql",
+        "UPDATE users SET name = 'x';\n\nSELECT nope\n  FROM users;\n",
+    );
+    let run = db.run(&["migrate"]);
+    run.expect(6);
+    assert!(
+        run.stderr.contains("0003_bad.sql:3:8")
+            && run.stderr.contains("statement 2")
+            && run.stderr.contains("42703"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM db_init.schema_migrations"),
+        "2"
+    );
+
+    std::fs::remove_file(dir.join("0003_bad.sql")).unwrap_or_else(|e| panic!("{e}"));
+    write(
+        &dir,
+        "0001_init.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+    );
+    let run = db.run(&["migrate"]);
+    run.expect(7);
+    assert!(
+        run.stderr.contains("0001_init.sql: changed"),
+        "{}",
+        run.stderr
+    );
+
+    write(&dir, "notes.txt", "hello");
+    db.run(&["validate", "--offline"]).expect(7);
+}
+
+#[test]
+fn an_error_without_a_position_is_located_by_replay() {
+    let db = TestDb::new("replay");
+    let dir = db.work.join("migrations");
+    write(&dir, "0001_t.sql", "CREATE TABLE t (x int PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\n");
+    let run = db.run(&["migrate"]);
+    run.expect(6);
+    assert!(
+        run.stderr.contains("0001_t.sql:3:1")
+            && run.stderr.contains("statement 3")
+            && run.stderr.contains("23505"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('t') IS NULL"), "t");
+}
+
+#[test]
+fn plan_prints_what_would_run_and_changes_nothing() {
+    let db = TestDb::new("plan");
+    db.fixture("basic/drizzle", "migrations");
+    let run = db.run(&["plan"]);
+    run.expect(0);
+    assert!(
+        run.stdout.contains("6 migration(s) to apply")
+            && run.stdout.contains("CREATE TYPE \"public\".\"role\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("INSERT INTO \"drizzle\".\"__drizzle_migrations\""),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'"),
+        "0"
+    );
+}
+
+#[test]
+fn baseline_records_without_running() {
+    let db = TestDb::new("baseline");
+    db.fixture("basic/drizzle", "migrations");
+    db.run(&["baseline", "--to", "0002_worried_microbe"])
+        .expect(0);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "3"
+    );
+    assert_eq!(db.sql("SELECT to_regclass('organizations') IS NULL"), "t");
+    db.run(&["status"]).expect(10);
+    db.run(&["baseline", "--to", "no_such_tag"]).expect(7);
+}
+
+#[test]
+fn new_creates_the_next_numbered_file() {
+    let db = TestDb::new("new");
+    let dir = db.work.join("migrations");
+    write(&dir, "0007_init.sql", "SELECT 1;\n");
+    let run = db.run(&["new", "Add users"]);
+    run.expect(0);
+    assert!(dir.join("0008_add_users.sql").is_file(), "{}", run.stdout);
+    db.run(&["validate", "--offline"]).expect(0);
+}

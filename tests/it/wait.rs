@@ -1,0 +1,79 @@
+//! Waiting for the database: retry what can heal, fail at once on what cannot (SPEC 1.2).
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{server, TestDb};
+
+#[test]
+fn nothing_listening_times_out_with_exit_3_and_the_last_error() {
+    let db = TestDb::new("nothing_listens");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = l
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(l);
+    let url = format!("postgres://u:p@127.0.0.1:{port}/x");
+    let started = Instant::now();
+    let run = db.run(&["wait", "--database-url", &url, "--wait-timeout", "1500ms"]);
+    run.expect(3);
+    let took = started.elapsed();
+    assert!(
+        run.stderr.contains("not reachable") && run.stderr.contains("refused"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn wrong_password_fails_at_once_with_exit_4() {
+    let db = TestDb::new("wrong_password");
+    let url = db.url().replace(&server().password, "nope");
+    let started = Instant::now();
+    let run = db.run(&["wait", "--database-url", &url, "--log-level", "debug"]);
+    run.expect(4);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("28P01"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("database not ready"),
+        "must not retry:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_database_fails_with_exit_4() {
+    let db = TestDb::new("missing_db");
+    let url = server().url("no_such_database_here");
+    let run = db.run(&["wait", "--database-url", &url]);
+    run.expect(4);
+    assert!(run.stderr.contains("3D000"), "{}", run.stderr);
+}
+
+#[test]
+fn unresolvable_host_is_retried_then_exit_3() {
+    let db = TestDb::new("dns");
+    let run = db.run(&[
+        "wait",
+        "--database-url",
+        "postgres://u:p@db-init-no-such-host.invalid:5432/x",
+        "--wait-timeout",
+        "1s",
+        "--log-level",
+        "debug",
+    ]);
+    run.expect(3);
+    assert!(
+        run.stderr.matches("database not ready").count() >= 2,
+        "should retry:\n{}",
+        run.stderr
+    );
+}
