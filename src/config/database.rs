@@ -39,6 +39,9 @@ pub struct Database {
     pub sslrootcert: Option<PathBuf>,
     /// The URL as given, with the password replaced by `***`: safe for logs.
     pub redacted: String,
+    /// Port 6543, a `-pooler` host or `pgbouncer=true`: probably a transaction pooler, which
+    /// cannot hold a session-level advisory lock.
+    pub looks_like_pooler: bool,
     pub origin: Origin,
 }
 
@@ -87,12 +90,19 @@ pub(super) fn resolve(
         }
         None => {}
     }
+    let looks_like_pooler = params.pgbouncer
+        || pg.get_ports().contains(&6543)
+        || pg
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(h) if h.contains("-pooler")));
     Ok(Some(Database {
         pg,
         sslmode,
         sslrootcert,
         redacted: redact(&url),
         origin,
+        looks_like_pooler,
     }))
 }
 
@@ -185,6 +195,7 @@ fn libpq_env(
         .or_else(|| env("PGSSLROOTCERT"));
     let redacted = format!("postgres://{user}@{host}:{port}/{dbname}");
     Ok(Some(Database {
+        looks_like_pooler: port == 6543 || host.contains("-pooler"),
         pg,
         sslmode,
         sslrootcert: sslrootcert.map(PathBuf::from),
@@ -197,10 +208,13 @@ fn libpq_env(
 struct SslParams {
     sslmode: Option<String>,
     sslrootcert: Option<String>,
+    pgbouncer: bool,
 }
 
 /// tokio-postgres rejects `verify-ca`/`verify-full` and does not know `sslrootcert`, so both
 /// are taken out of the URL (or key=value string) here and handled by db-init's TLS layer.
+/// Prisma's own parameters (`pgbouncer`, `connection_limit`, ...) often sit in the same
+/// `DATABASE_URL`; they mean nothing to PostgreSQL and are dropped.
 fn split_ssl_params(url: &str) -> (String, SslParams) {
     let mut params = SslParams::default();
     let mut take = |k: &str, v: &str| match k {
@@ -212,6 +226,15 @@ fn split_ssl_params(url: &str) -> (String, SslParams) {
             params.sslrootcert = Some(percent_decode(v));
             true
         }
+        "pgbouncer" => {
+            params.pgbouncer = v == "true";
+            true
+        }
+        "connection_limit"
+        | "pool_timeout"
+        | "statement_cache_size"
+        | "schema"
+        | "socket_timeout" => true,
         _ => false,
     };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -11,7 +11,7 @@ use deadpool_postgres::{
     ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, Database};
 
@@ -115,6 +115,13 @@ impl std::ops::Deref for Session {
 /// Connects, retrying transient failures until `wait_timeout`.
 pub async fn connect(cfg: &Config, db: &Database) -> Result<Session, ConnectError> {
     let url = db.redacted.clone();
+    if db.looks_like_pooler {
+        warn!(
+            "{url} looks like a transaction pooler (port 6543, a -pooler host or pgbouncer=true): it cannot hold \
+             the session-level advisory lock that keeps replicas from migrating at once; give db-init the direct \
+             URL in DIRECT_URL"
+        );
+    }
     let (ssl_mode, tls) =
         tls::connector(db.sslmode, db.sslrootcert.as_deref()).map_err(|reason| {
             ConnectError::Tls {
@@ -199,4 +206,24 @@ pub async fn connect(cfg: &Config, db: &Database) -> Result<Session, ConnectErro
         let delay = delays.next().unwrap_or(cfg.retry_max).min(cfg.retry_max);
         tokio::time::sleep(delay.min(deadline - now)).await;
     }
+}
+
+/// Session settings for doing work (migrations, seeds), sent once in one round trip.
+/// `client_connection_check_interval` (PostgreSQL 14+) makes the server stop a statement
+/// whose client died (kill -9, node loss) within a second instead of running it to the end
+/// while holding its locks.
+pub async fn work_settings(
+    client: &tokio_postgres::Client,
+    lock_timeout: Option<Duration>,
+    statement_timeout: Duration,
+) -> Result<(), tokio_postgres::Error> {
+    let mut sql = format!("SET statement_timeout = {};", statement_timeout.as_millis());
+    if let Some(t) = lock_timeout {
+        sql.push_str(&format!(" SET lock_timeout = {};", t.as_millis()));
+    }
+    sql.push_str(
+        " SELECT set_config('client_connection_check_interval', '1000', false) \
+         WHERE current_setting('server_version_num')::int >= 140000;",
+    );
+    client.batch_execute(&sql).await
 }

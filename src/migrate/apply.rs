@@ -147,13 +147,7 @@ pub async fn apply(
 }
 
 async fn session_guards(client: &Client, cfg: &Config) -> Result<(), MigrateError> {
-    let sql = format!(
-        "SET lock_timeout = {}; SET statement_timeout = {}",
-        cfg.ddl_lock_timeout.as_millis(),
-        cfg.statement_timeout.as_millis()
-    );
-    client
-        .batch_execute(&sql)
+    crate::db::work_settings(client, Some(cfg.ddl_lock_timeout), cfg.statement_timeout)
         .await
         .map_err(|e| MigrateError::db("setting lock_timeout/statement_timeout", &e))
 }

@@ -121,6 +121,12 @@ pub async fn run(client: &Client, cfg: &Config, seeds: &[SeedFile]) -> Result<us
     if seeds.is_empty() {
         return Ok(0);
     }
+    crate::db::work_settings(client, None, cfg.statement_timeout)
+        .await
+        .map_err(|e| SeedError::Database {
+            context: "setting statement_timeout".into(),
+            message: crate::db::describe(&e),
+        })?;
     let previous = read_runs(client).await?;
     let mut ran = 0;
     for seed in seeds {

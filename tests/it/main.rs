@@ -2,6 +2,7 @@
 
 mod cli_config;
 mod harness;
+mod lock;
 mod migrate;
 mod tls;
 mod wait;
