@@ -1,6 +1,8 @@
 //! Seeds: the files of the seeds folder in lexical order, each in its own transaction together
 //! with its row in `db_init.seed_runs` (SPEC section 3).
 
+mod yaml;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,6 +29,15 @@ pub enum SeedError {
     },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    #[error("{}", row_message(.file, .row, .column, .sqlstate, .message, .detail))]
+    Row {
+        file: String,
+        row: Option<usize>,
+        column: Option<String>,
+        sqlstate: String,
+        message: String,
+        detail: Option<String>,
+    },
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -55,6 +66,26 @@ fn failed_message(
     }
     if let Some(h) = hint {
         s.push_str(&format!("\n  hint: {h}"));
+    }
+    s.push_str("\n  it was rolled back; migrations stay applied");
+    s
+}
+
+fn row_message(
+    file: &str,
+    row: &Option<usize>,
+    column: &Option<String>,
+    sqlstate: &str,
+    message: &str,
+    detail: &Option<String>,
+) -> String {
+    let place = match (row, column) {
+        (Some(r), Some(c)) => format!(" at row {r}, column `{c}`"),
+        _ => String::new(),
+    };
+    let mut s = format!("seed {file} failed{place}: ERROR {sqlstate}: {message}");
+    if let Some(d) = detail {
+        s.push_str(&format!("\n  detail: {d}"));
     }
     s.push_str("\n  it was rolled back; migrations stay applied");
     s
@@ -105,11 +136,15 @@ pub fn load(dir: &Path) -> Result<Vec<SeedFile>, SeedError> {
             })?;
             let text = String::from_utf8_lossy(&bytes).into_owned();
             let checksum = hex(&Sha256::digest(text.as_bytes()));
-            Ok(SeedFile {
+            let seed = SeedFile {
                 name,
                 text,
                 checksum,
-            })
+            };
+            if !seed.is_sql() {
+                yaml::check(&seed)?;
+            }
+            Ok(seed)
         })
         .collect()
 }
@@ -139,13 +174,10 @@ pub async fn run(client: &Client, cfg: &Config, seeds: &[SeedFile]) -> Result<us
             continue;
         }
         let started = Instant::now();
-        if seed.name.ends_with(".sql") {
+        if seed.is_sql() {
             run_sql(client, seed).await?;
         } else {
-            return Err(SeedError::Invalid {
-                file: seed.name.clone(),
-                message: "YAML seeds are not implemented yet".into(),
-            });
+            run_yaml(client, seed).await?;
         }
         info!(seed = %seed.name, ms = started.elapsed().as_millis() as u64, "seeded");
         ran += 1;
@@ -202,6 +234,32 @@ fn record_sql(seed: &SeedFile) -> String {
         quote_literal(&seed.name),
         seed.checksum
     )
+}
+
+impl SeedFile {
+    fn is_sql(&self) -> bool {
+        self.name.ends_with(".sql")
+    }
+}
+
+async fn run_yaml(client: &Client, seed: &SeedFile) -> Result<(), SeedError> {
+    let prepared = yaml::prepare(client, seed).await?;
+    let db = |e: tokio_postgres::Error| SeedError::Database {
+        context: format!("running {}", seed.name),
+        message: crate::db::describe(&e),
+    };
+    client.batch_execute("BEGIN").await.map_err(db)?;
+    let result = match yaml::execute(client, seed, &prepared).await {
+        Ok(()) => client
+            .batch_execute(&format!("{};\nCOMMIT", record_sql(seed)))
+            .await
+            .map_err(db),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
 }
 
 async fn run_sql(client: &Client, seed: &SeedFile) -> Result<(), SeedError> {

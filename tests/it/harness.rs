@@ -22,7 +22,6 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
-static STARTED_DIR: OnceLock<(PathBuf, PathBuf, Option<String>)> = OnceLock::new();
 
 pub fn server() -> &'static Server {
     match SERVER.get_or_init(start) {
@@ -68,114 +67,21 @@ fn start() -> Result<Server, String> {
     if let Ok(url) = std::env::var("DB_INIT_TEST_DATABASE_URL") {
         return from_url(&url);
     }
-    let bin = pg_bin_dir()?;
-    let is_root = unsafe { libc::geteuid() } == 0;
-    let run_as = if is_root {
-        let user = ["postgres", "nobody"]
-            .into_iter()
-            .find(|u| {
-                Command::new("id")
-                    .arg("-u")
-                    .arg(u)
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            })
-            .ok_or("running as root and neither user postgres nor nobody exists")?;
-        Some(user.to_string())
-    } else {
-        None
-    };
-    let dir = std::env::temp_dir().join(format!("db-init-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    std::fs::write(dir.join("pw"), PASSWORD).map_err(|e| e.to_string())?;
-    if let Some(user) = &run_as {
-        let ok = Command::new("chown")
-            .args(["-R", user])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err(format!("cannot chown {} to {user}", dir.display()));
-        }
-    }
-    let data = dir.join("data");
-    let port = free_port()?;
-    let as_user = |program: &Path| -> Command {
-        match &run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(program);
-                c
-            }
-            None => Command::new(program),
-        }
-    };
-    let out = as_user(&bin.join("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-        ])
-        .arg(format!("--pwfile={}", dir.join("pw").display()))
-        .output()
-        .map_err(|e| format!("running initdb: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    crate::tls::setup_server_tls(&dir, &data, run_as.as_deref())?;
-    let conf = format!(
-        "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
-         max_connections = 200\nfsync = off\nfull_page_writes = off\nlog_min_messages = warning\n\
-         ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
-        dir.display()
-    );
-    append(&data.join("postgresql.conf"), &conf)?;
-    // A user that may only connect over TLS, for the `sslmode=disable` test.
-    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).map_err(|e| e.to_string())?;
-    std::fs::write(
-        data.join("pg_hba.conf"),
-        format!("hostnossl all tls_only 127.0.0.1/32 reject\nhostssl all tls_only 127.0.0.1/32 scram-sha-256\n{hba}"),
-    )
-    .map_err(|e| e.to_string())?;
-    let out = as_user(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("server.log"))
-        .args(["-w", "-t", "60", "start"])
-        .output()
-        .map_err(|e| format!("running pg_ctl: {e}"))?;
-    if !out.status.success() {
-        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        return Err(format!(
-            "pg_ctl start failed: {}\n{log}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let _ = STARTED_DIR.set((bin.clone(), data, run_as.clone()));
-    unsafe {
-        libc::atexit(stop_server);
-    }
+    let cluster = Cluster::init("main", true)?;
+    cluster.start()?;
     let server = Server {
         host: "127.0.0.1".into(),
-        port,
+        port: cluster.port,
         user: "postgres".into(),
         password: PASSWORD.into(),
-        bin,
-        dir: Some(dir),
-        run_as,
+        bin: cluster.bin.clone(),
+        dir: Some(cluster.dir.clone()),
+        run_as: cluster.run_as.clone(),
     };
+    let _ = MAIN_CLUSTER.set(cluster);
+    unsafe {
+        libc::atexit(stop_main_cluster);
+    }
     server.psql(
         "postgres",
         "CREATE ROLE tls_only LOGIN PASSWORD 'tls-only-pw'",
@@ -183,24 +89,149 @@ fn start() -> Result<Server, String> {
     Ok(server)
 }
 
-extern "C" fn stop_server() {
-    if let Some((bin, data, run_as)) = STARTED_DIR.get() {
-        let mut c = match run_as {
+static MAIN_CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+extern "C" fn stop_main_cluster() {
+    if let Some(c) = MAIN_CLUSTER.get() {
+        c.stop();
+    }
+}
+
+/// One PostgreSQL cluster in a temp dir, run as `postgres` (or `nobody`) when we are root.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub data: PathBuf,
+    pub bin: PathBuf,
+    pub port: u16,
+    run_as: Option<String>,
+}
+
+impl Cluster {
+    /// initdb and configuration; not started yet.
+    pub fn init(tag: &str, tls: bool) -> Result<Cluster, String> {
+        let bin = pg_bin_dir()?;
+        let run_as = if unsafe { libc::geteuid() } == 0 {
+            let user = ["postgres", "nobody"]
+                .into_iter()
+                .find(|u| {
+                    Command::new("id")
+                        .arg("-u")
+                        .arg(u)
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                })
+                .ok_or("running as root and neither user postgres nor nobody exists")?;
+            Some(user.to_string())
+        } else {
+            None
+        };
+        let dir = std::env::temp_dir().join(format!("db-init-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::write(dir.join("pw"), PASSWORD).map_err(|e| e.to_string())?;
+        if let Some(user) = &run_as {
+            let ok = Command::new("chown")
+                .args(["-R", user])
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!("cannot chown {} to {user}", dir.display()));
+            }
+        }
+        let data = dir.join("data");
+        let cluster = Cluster {
+            port: free_port()?,
+            dir,
+            data,
+            bin,
+            run_as,
+        };
+        let out = cluster
+            .command("initdb")
+            .arg("-D")
+            .arg(&cluster.data)
+            .args([
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", cluster.dir.join("pw").display()))
+            .output()
+            .map_err(|e| format!("running initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let mut conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+             max_connections = 200\nfsync = off\nfull_page_writes = off\nlog_min_messages = warning\n",
+            cluster.port,
+            cluster.dir.display()
+        );
+        if tls {
+            crate::tls::setup_server_tls(&cluster.dir, &cluster.data, cluster.run_as.as_deref())?;
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+            // A user that may only connect over TLS, for the `sslmode=disable` test.
+            let hba_path = cluster.data.join("pg_hba.conf");
+            let hba = std::fs::read_to_string(&hba_path).map_err(|e| e.to_string())?;
+            std::fs::write(
+                &hba_path,
+                format!("hostnossl all tls_only 127.0.0.1/32 reject\nhostssl all tls_only 127.0.0.1/32 scram-sha-256\n{hba}"),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        append(&cluster.data.join("postgresql.conf"), &conf)?;
+        Ok(cluster)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        match &self.run_as {
             Some(user) => {
                 let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(bin.join("pg_ctl"));
+                c.args(["-u", user, "--"]).arg(self.bin.join(program));
                 c
             }
-            None => Command::new(bin.join("pg_ctl")),
-        };
-        let _ = c
+            None => Command::new(self.bin.join(program)),
+        }
+    }
+
+    /// Starts the server and returns once it accepts connections (`pg_ctl -w`).
+    pub fn start(&self) -> Result<(), String> {
+        let out = self
+            .command("pg_ctl")
             .arg("-D")
-            .arg(data)
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .map_err(|e| format!("running pg_ctl: {e}"))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            return Err(format!(
+                "pg_ctl start failed: {}\n{log}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn stop(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
             .args(["-m", "immediate", "stop"])
             .output();
-        if let Some(dir) = data.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

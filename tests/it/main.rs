@@ -4,5 +4,6 @@ mod cli_config;
 mod harness;
 mod lock;
 mod migrate;
+mod seed;
 mod tls;
 mod wait;

@@ -77,3 +77,41 @@ fn unresolvable_host_is_retried_then_exit_3() {
         run.stderr
     );
 }
+
+#[test]
+fn a_server_that_starts_late_is_noticed_within_a_second() {
+    let cluster = crate::harness::Cluster::init("late", false).unwrap_or_else(|e| panic!("{e}"));
+    let work = std::env::temp_dir().join(format!("db-init-late-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        crate::harness::PASSWORD,
+        cluster.port
+    );
+    let child = crate::harness::bare_cmd(&work)
+        .args(["wait", "--database-url", &url, "--wait-timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(3));
+    let started = cluster.start();
+    let accepting = Instant::now();
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let after = accepting.elapsed();
+    cluster.stop();
+    started.unwrap_or_else(|e| panic!("{e}"));
+    let run = crate::harness::Run::from(out);
+    run.expect(0);
+    eprintln!("db-init finished {after:?} after the server accepted connections");
+    assert!(
+        after < Duration::from_secs(1),
+        "readiness noticed after {after:?}:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("waiting for the database"),
+        "{}",
+        run.stderr
+    );
+}
