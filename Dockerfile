@@ -2,14 +2,13 @@
 #
 #   docker build -t db-init .                                  # builds the binary in a Rust stage
 #   docker build --build-arg BINARY=host -t db-init .          # uses a binary built on the host:
-#     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu
+#     scripts/build-static.sh
 ARG BINARY=build
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu \
- && cp target/x86_64-unknown-linux-gnu/release/db-init /db-init
+RUN scripts/build-static.sh && cp target/x86_64-unknown-linux-gnu/release/db-init /db-init
 
 FROM scratch AS host
 COPY target/x86_64-unknown-linux-gnu/release/db-init /db-init

@@ -4,6 +4,7 @@ mod cli_config;
 mod harness;
 mod lock;
 mod migrate;
+mod package;
 mod seed;
 mod tls;
 mod wait;

@@ -1,0 +1,345 @@
+//! Packaging (SPEC section 8): the static binary in an empty root file system, as PID 1, in a
+//! container image built FROM scratch, and the deployment manifests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_norway::Value;
+
+use crate::harness::{copy_dir, Run, TestDb};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The static release binary, built once per test run by scripts/build-static.sh.
+fn static_binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/build-static.sh"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "static build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        repo().join("target/x86_64-unknown-linux-gnu/release/db-init")
+    })
+}
+
+#[test]
+fn the_release_binary_is_static_and_small() {
+    let bin = static_binary();
+    let ldd = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ldd.stdout),
+        String::from_utf8_lossy(&ldd.stderr)
+    );
+    assert!(
+        text.contains("not a dynamic executable") || text.contains("statically linked"),
+        "ldd says: {text}"
+    );
+    let size = std::fs::metadata(bin).map(|m| m.len()).unwrap_or(u64::MAX);
+    eprintln!("static binary: {size} bytes ({:.1} MB)", size as f64 / 1e6);
+    assert!(
+        size <= 8_000_000,
+        "binary is {size} bytes, over the 8 MB goal"
+    );
+}
+
+/// A root file system holding only the binary, /etc/hosts and the sample app.
+fn empty_root(db: &TestDb) -> PathBuf {
+    let root = db.work.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(static_binary(), root.join("db-init")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost db\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    copy_dir(&repo().join("migrations"), &root.join("work/migrations"));
+    copy_dir(&repo().join("seeds"), &root.join("work/seeds"));
+    root
+}
+
+#[test]
+fn the_static_binary_migrates_the_sample_app_from_an_empty_root() {
+    if !is_root() {
+        eprintln!("NOT RUN: chroot needs root");
+        return;
+    }
+    let db = TestDb::new("chroot");
+    let root = empty_root(&db);
+    // `db` resolves through /etc/hosts inside the chroot: the static binary needs no NSS modules.
+    let url = db.url().replace("127.0.0.1", "db");
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args([
+            "/db-init",
+            "run",
+            "--migrations",
+            "/work/migrations",
+            "--seeds",
+            "/work/seeds",
+            "--database-url",
+            &url,
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    Run::from(out).expect(0);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "3"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM roles"), "4");
+}
+
+#[test]
+fn the_static_binary_as_pid_1_exits_143_on_sigterm() {
+    if !is_root() {
+        eprintln!("NOT RUN: unshare --pid and chroot need root");
+        return;
+    }
+    let db = TestDb::new("chroot_pid1");
+    let root = empty_root(&db);
+    let migrations = root.join("work/sleep");
+    std::fs::create_dir_all(&migrations).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(migrations.join("0001_sleep.sql"), "SELECT pg_sleep(60);\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let child = Command::new("unshare")
+        .args(["--pid", "--fork", "chroot"])
+        .arg(&root)
+        .args([
+            "/db-init",
+            "migrate",
+            "--migrations",
+            "/work/sleep",
+            "--database-url",
+            &db.url(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    while db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND datname = current_database()") != "1" {
+        assert!(started.elapsed() < Duration::from_secs(10), "the migration never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+        .unwrap_or_default();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no child of unshare"))
+        .to_string();
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .is_ok_and(|s| s.success()));
+    let run = Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")));
+    eprintln!(
+        "static binary as PID 1: SIGTERM to exit {:?}",
+        sent.elapsed()
+    );
+    run.expect(143);
+    assert!(sent.elapsed() < Duration::from_secs(2));
+}
+
+fn podman(args: &[&str]) -> Command {
+    let mut c = Command::new("podman");
+    c.args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"])
+        .args(args);
+    c
+}
+
+#[test]
+fn the_scratch_image_runs_as_65532_against_the_test_server() {
+    if Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("NOT RUN: podman is not installed (apt-get install podman runc); the container test needs it");
+        return;
+    }
+    static_binary();
+    let tag = format!("localhost/db-init-test:{}", std::process::id());
+    let build = podman(&["build", "--build-arg", "BINARY=host", "-t", &tag, "-f"])
+        .arg(repo().join("Dockerfile"))
+        .arg(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        build.status.success(),
+        "podman build failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let user = podman(&["image", "inspect", "--format", "{{.Config.User}}", &tag])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "65532:65532");
+    let db = TestDb::new("podman");
+    let mount = |dir: &str| format!("{}:/work/{dir}:ro", repo().join(dir).display());
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ])
+    .args([
+        "--read-only",
+        "-v",
+        &mount("migrations"),
+        "-v",
+        &mount("seeds"),
+        "-e",
+    ])
+    .arg(format!("DATABASE_URL={}", db.url()))
+    .args([tag.as_str(), "run"])
+    .output()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let _ = podman(&["rmi", "-f", &tag]).output();
+    Run::from(out).expect(0);
+    assert_eq!(db.sql("SELECT count(*) FROM roles"), "4");
+}
+
+fn yaml(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| {
+            <Value as serde::Deserialize>::deserialize(d).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .collect()
+}
+
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| match k.parse::<usize>() {
+        Ok(i) => &v[i],
+        Err(_) => &v[k],
+    })
+}
+
+fn check_db_init_container(c: &Value, file: &str) {
+    let sc = at(c, "securityContext");
+    assert_eq!(
+        at(sc, "readOnlyRootFilesystem").as_bool(),
+        Some(true),
+        "{file}: readOnlyRootFilesystem"
+    );
+    assert_eq!(
+        at(sc, "allowPrivilegeEscalation").as_bool(),
+        Some(false),
+        "{file}: allowPrivilegeEscalation"
+    );
+    assert_eq!(
+        at(sc, "runAsNonRoot").as_bool(),
+        Some(true),
+        "{file}: runAsNonRoot"
+    );
+    assert_eq!(
+        at(sc, "capabilities.drop.0").as_str(),
+        Some("ALL"),
+        "{file}: capabilities"
+    );
+    assert!(
+        at(c, "resources.requests.memory").is_string()
+            && at(c, "resources.limits.memory").is_string(),
+        "{file}: resources"
+    );
+    assert_eq!(
+        at(c, "terminationMessagePolicy").as_str(),
+        Some("FallbackToLogsOnError"),
+        "{file}"
+    );
+    let env = at(c, "env")
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{file}: env"));
+    let by_secret = env.iter().any(|e| {
+        at(e, "name").as_str() == Some("DATABASE_URL")
+            && at(e, "valueFrom.secretKeyRef.name").is_string()
+    });
+    let by_file = env
+        .iter()
+        .any(|e| at(e, "name").as_str() == Some("DATABASE_URL_FILE"));
+    assert!(
+        by_secret || by_file,
+        "{file}: the URL must come from a secret"
+    );
+}
+
+#[test]
+fn the_kubernetes_manifests_have_the_fields_that_matter() {
+    let deployment = &yaml("deploy/kubernetes/deployment.yaml")[0];
+    assert_eq!(at(deployment, "kind").as_str(), Some("Deployment"));
+    check_db_init_container(
+        at(deployment, "spec.template.spec.initContainers.0"),
+        "deployment.yaml",
+    );
+    let job = &yaml("deploy/kubernetes/job.yaml")[0];
+    assert_eq!(at(job, "kind").as_str(), Some("Job"));
+    let ann = at(job, "metadata.annotations");
+    assert_eq!(
+        ann.get("helm.sh/hook").and_then(Value::as_str),
+        Some("pre-install,pre-upgrade")
+    );
+    assert_eq!(
+        ann.get("argocd.argoproj.io/hook").and_then(Value::as_str),
+        Some("PreSync")
+    );
+    assert_eq!(
+        at(job, "spec.template.spec.restartPolicy").as_str(),
+        Some("Never")
+    );
+    check_db_init_container(at(job, "spec.template.spec.containers.0"), "job.yaml");
+    let kustomization = &yaml("deploy/kubernetes/kustomization.yaml")[0];
+    let resources: Vec<&str> = at(kustomization, "resources")
+        .as_sequence()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for r in &resources {
+        assert!(
+            repo().join("deploy/kubernetes").join(r).is_file(),
+            "kustomization names missing {r}"
+        );
+    }
+}
+
+#[test]
+fn the_compose_file_starts_web_only_after_db_init_succeeded() {
+    let compose = &yaml("deploy/compose.yaml")[0];
+    let services = at(compose, "services");
+    assert!(at(services, "postgres.healthcheck.test")
+        .as_sequence()
+        .is_some_and(|t| t
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| s.contains("pg_isready")))));
+    assert_eq!(
+        at(services, "db-init.depends_on.postgres.condition").as_str(),
+        Some("service_healthy")
+    );
+    assert_eq!(
+        at(services, "web.depends_on.db-init.condition").as_str(),
+        Some("service_completed_successfully")
+    );
+    let volumes = at(services, "db-init.volumes")
+        .as_sequence()
+        .unwrap_or_else(|| panic!("db-init volumes"));
+    assert!(volumes.iter().any(|v| v
+        .as_str()
+        .is_some_and(|s| s.ends_with(":/work/migrations:ro"))));
+}
