@@ -117,7 +117,7 @@ fn the_static_binary_as_pid_1_exits_143_on_sigterm() {
     std::fs::create_dir_all(&migrations).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(migrations.join("0001_sleep.sql"), "SELECT pg_sleep(60);\n")
         .unwrap_or_else(|e| panic!("{e}"));
-    let child = Command::new("unshare")
+    let mut child = Command::new("unshare")
         .args(["--pid", "--fork", "chroot"])
         .arg(&root)
         .args([
@@ -135,8 +135,16 @@ fn the_static_binary_as_pid_1_exits_143_on_sigterm() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
-    while db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND datname = current_database()") != "1" {
-        assert!(started.elapsed() < Duration::from_secs(10), "the migration never started");
+    while db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()") != "1" {
+        if let Ok(Some(_)) = child.try_wait() {
+            let run = Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")));
+            panic!("db-init ended before its migration ran: {run:?}");
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let run = Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")));
+            panic!("the migration never started: {run:?}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
@@ -158,6 +166,22 @@ fn the_static_binary_as_pid_1_exits_143_on_sigterm() {
     );
     run.expect(143);
     assert!(sent.elapsed() < Duration::from_secs(2));
+    let gone = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' \
+                AND datname = current_database() AND pid <> pg_backend_pid()";
+    let locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let started = Instant::now();
+    while db.sql(gone) != "0" || db.sql(locks) != "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "statement still running or lock still held"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        db.sql("SELECT count(*) FROM db_init.schema_migrations"),
+        "0"
+    );
 }
 
 fn podman(args: &[&str]) -> Command {
