@@ -21,17 +21,20 @@ BASE = f"postgres://postgres@127.0.0.1:{PORT}"
 ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 
 
-def run(cmd, env=None, stdin=None):
-    """Wall time (ms) and peak RSS (MB) of one process, which must exit 0."""
+TIME = "/usr/bin/time"  # GNU time: getrusage of the exec'd program, not of a forked Python
+
+
+def run(cmd, env=None):
+    """Wall time (ms) and peak RSS (MB) of one process, which must exit 0. Every tool pays the
+    same small cost of the /usr/bin/time wrapper."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**ENV, **(env or {})}, stdin=stdin,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([TIME, "-f", "%M"] + cmd, env={**ENV, **(env or {})},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = (time.perf_counter() - start) * 1000
-    err = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed: {err}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, int(err.strip().splitlines()[-1]) / 1024
 
 
 def psql(db, sql):
@@ -99,6 +102,8 @@ def readiness(rounds):
 
 
 def main():
+    if not Path(TIME).exists():
+        sys.exit("bench needs GNU time at /usr/bin/time (Debian: apt-get install time)")
     rounds = int(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="db-init-bench-")
     sql = concatenated_sql(tmp)
@@ -124,13 +129,13 @@ def main():
     ready = readiness(max(3, rounds // 2))
     size = DB_INIT.stat().st_size / 1e6
 
-    def row(name, key, unit_ms=True):
+    def row(key):
         a, n = med(apply[key], 0), med(noop[key], 0)
         ra, rn = max(med(apply[key], 1), 0), max(med(noop[key], 1), 0)
         return a, n, max(ra, rn)
 
-    d_a, d_n, d_rss = row("db-init", "db-init")
-    p_a, p_n, p_rss = row("psql", "psql")
+    d_a, d_n, d_rss = row("db-init")
+    p_a, p_n, p_rss = row("psql")
     print(f"\n{rounds} rounds, tools interleaved, medians; PostgreSQL on this machine with fsync on; "
           f"synthetic-300 (300 migrations).\n")
     print("| run | apply 300 | nothing to do | peak RSS |")
@@ -138,7 +143,7 @@ def main():
     print(f"| db-init | {d_a:.0f} ms | {d_n:.1f} ms | {d_rss:.1f} MB |")
     print(f"| psql floor (`psql -X -1 -f`, `psql -X -c 'select 1'`) | {p_a:.0f} ms | {p_n:.1f} ms | {p_rss:.1f} MB |")
     if drizzle:
-        z_a, z_n, z_rss = row("drizzle", "drizzle")
+        z_a, z_n, z_rss = row("drizzle")
         print(f"| Drizzle `migrate()` (node, drizzle-orm 0.45.4) | {z_a:.0f} ms | {z_n:.1f} ms | {z_rss:.1f} MB |")
     print()
     print("| measure | value | target |")

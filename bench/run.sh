@@ -8,9 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/build-static.sh --quiet
 start_temp_pg on
 trap stop_temp_pg EXIT
-# Millisecond timestamps in the server log, for the readiness measurement.
-echo "log_line_prefix = '%m '" >> "$PG_TEMP_DIR/data/postgresql.conf"
-as_pg_user "$PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -w restart >/dev/null
 export PG_TEMP_DIR PG_TEMP_PORT PG_BIN PG_TEMP_URL
 export PG_RUN_AS=""; [ "$(id -u)" = 0 ] && PG_RUN_AS=postgres
 python3 bench/bench.py "${1:-5}"

@@ -24,8 +24,15 @@ start_temp_pg() {
   PG_TEMP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   [ "$(id -u)" = 0 ] && chown postgres "$PG_TEMP_DIR"
   as_pg_user "$PG_BIN/initdb" -D "$PG_TEMP_DIR/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-  as_pg_user "$PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -l "$PG_TEMP_DIR/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_TEMP_PORT -k $PG_TEMP_DIR -c fsync=$fsync" start >/dev/null
+  # In the file rather than on pg_ctl's command line, so a stop and start keep them.
+  cat >> "$PG_TEMP_DIR/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_TEMP_PORT
+unix_socket_directories = '$PG_TEMP_DIR'
+fsync = $fsync
+log_line_prefix = '%m '
+CONF
+  as_pg_user "$PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -l "$PG_TEMP_DIR/server.log" -w start >/dev/null
   PG_TEMP_URL="postgres://postgres@127.0.0.1:$PG_TEMP_PORT/postgres"
 }
 
