@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,23 +111,13 @@ async fn holder(client: &Client, key: i64) -> String {
          AND l.classid::bigint = (({key}::bigint >> 32) & 4294967295) \
          AND l.objid::bigint = ({key}::bigint & 4294967295)"
     );
-    match client.simple_query(&sql).await {
-        Ok(messages) => messages
-            .into_iter()
-            .find_map(|m| match m {
-                SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                _ => None,
-            })
-            .unwrap_or_else(|| {
-                "nobody visible (released meanwhile, or no permission to see it)".into()
-            }),
+    match crate::db::first_text(client, &sql).await {
+        Ok(Some(holder)) => holder,
+        Ok(None) => "nobody visible (released meanwhile, or no permission to see it)".into(),
         Err(e) => format!("unknown ({})", crate::db::describe(&e)),
     }
 }
 
 async fn query_bool(client: &Client, sql: &str) -> Result<bool, tokio_postgres::Error> {
-    let messages = client.simple_query(sql).await?;
-    Ok(messages
-        .iter()
-        .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t"))))
+    Ok(crate::db::first_text(client, sql).await?.as_deref() == Some("t"))
 }

@@ -66,7 +66,7 @@ pub(super) fn resolve(
 ) -> Result<Option<Database>, ConfigError> {
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
     let Some((url, origin)) = find_url(layers, &env)? else {
-        return Ok(libpq_env(layers, &env, application_name)?);
+        return libpq_env(layers, &env, application_name);
     };
     let (rest, params) = split_ssl_params(&url);
     let mut pg = tokio_postgres::Config::from_str(&rest).map_err(|e| ConfigError::Url {

@@ -227,3 +227,18 @@ pub async fn work_settings(
     );
     client.batch_execute(&sql).await
 }
+
+/// The first column of the first row of a simple query, as text (`None` for no row or NULL).
+pub async fn first_text(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        }))
+}

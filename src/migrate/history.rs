@@ -52,7 +52,9 @@ impl History {
             "SELECT to_regclass({}) IS NOT NULL",
             quote_literal(&self.qualified())
         );
-        let exists = first_value(client, &exists_sql).await?;
+        let exists = crate::db::first_text(client, &exists_sql)
+            .await
+            .map_err(|e| MigrateError::db("reading the history", &e))?;
         if exists.as_deref() != Some("t") {
             return Ok(None);
         }
@@ -146,15 +148,4 @@ fn applied_by() -> String {
         env!("CARGO_PKG_VERSION"),
         host.map(|h| format!(" on {h}")).unwrap_or_default()
     )
-}
-
-async fn first_value(client: &Client, sql: &str) -> Result<Option<String>, MigrateError> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .map_err(|e| MigrateError::db("reading the history", &e))?;
-    Ok(messages.into_iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
-    }))
 }

@@ -77,10 +77,7 @@ impl Migration {
 
     /// 1-based line and column (in characters) of a byte offset in the file.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |n| n + 1);
-        (line, before[line_start..].chars().count() + 1)
+        line_col(&self.text, offset)
     }
 }
 
@@ -269,6 +266,18 @@ fn chunks(text: &str) -> Vec<Range<usize>> {
     }
     out.push(start..text.len());
     out
+}
+
+/// 1-based line and column (in characters) of a byte offset in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::config::{Config, SeedMode};
 use crate::migrate::history::quote_literal;
-use crate::migrate::source::hex;
+use crate::migrate::source::{hex, line_col};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -192,13 +192,12 @@ async fn read_runs(client: &Client) -> Result<Vec<(String, String)>, SeedError> 
         context: context.to_string(),
         message: crate::db::describe(&e),
     };
-    let exists = client
-        .simple_query(&format!("SELECT to_regclass('{RUNS}') IS NOT NULL"))
-        .await
-        .map_err(|e| db("reading db_init.seed_runs", e))?;
-    let exists = exists
-        .iter()
-        .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t")));
+    let exists =
+        crate::db::first_text(client, &format!("SELECT to_regclass('{RUNS}') IS NOT NULL"))
+            .await
+            .map_err(|e| db("reading db_init.seed_runs", e))?
+            .as_deref()
+            == Some("t");
     if !exists {
         client
             .batch_execute(&format!(
@@ -281,12 +280,8 @@ async fn run_sql(client: &Client, seed: &SeedFile) -> Result<(), SeedError> {
         Some(ErrorPosition::Original(p)) => {
             let at = (*p as usize).saturating_sub(1 + PREFIX.len());
             let byte = body.char_indices().nth(at).map_or(body.len(), |(b, _)| b) + bom;
-            let before = &seed.text[..byte.min(seed.text.len())];
-            let line_start = before.rfind('\n').map_or(0, |n| n + 1);
-            (
-                Some(before.matches('\n').count() + 1),
-                Some(before[line_start..].chars().count() + 1),
-            )
+            let (line, column) = line_col(&seed.text, byte);
+            (Some(line), Some(column))
         }
         _ => (None, None),
     };

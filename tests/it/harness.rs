@@ -380,6 +380,18 @@ pub fn bare_cmd(work: &Path) -> Command {
     c
 }
 
+/// The repository root (for the sample app, scripts, Dockerfile, manifests).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes `dir/name`, creating `dir`.
+pub fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    std::fs::write(dir.join(name), text)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()));
+}
+
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/drizzle")
 }

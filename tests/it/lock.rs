@@ -4,14 +4,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{server, Run, TestDb};
+use crate::harness::{server, write, Run, TestDb};
 
 const DEFAULT_KEY: &str = "7815895486951160637";
-
-fn write(dir: &std::path::Path, name: &str, sql: &str) {
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join(name), sql).unwrap_or_else(|e| panic!("{e}"));
-}
 
 fn spawn(db: &TestDb, args: &[&str]) -> Child {
     db.cmd()

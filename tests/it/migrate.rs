@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{fixtures, server, TestDb};
+use crate::harness::{fixtures, server, write, TestDb};
 
 const HISTORY: &str = "SELECT id || E'\\t' || hash || E'\\t' || created_at FROM drizzle.__drizzle_migrations ORDER BY id";
 
@@ -342,11 +342,6 @@ fn custom_history_table_names_are_kept_as_given() {
         db.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'"),
         "0"
     );
-}
-
-fn write(dir: &std::path::Path, name: &str, sql: &str) {
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join(name), sql).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

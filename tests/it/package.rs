@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_norway::Value;
 
-use crate::harness::{copy_dir, Run, TestDb};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::harness::{copy_dir, repo, Run, TestDb};
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }

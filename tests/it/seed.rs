@@ -1,19 +1,9 @@
 //! Seeds (SPEC section 3): idempotent reruns, on-change, typed YAML rows, errors that name the
 //! file and row/column or line, and migrations that stay applied when a seed fails.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{copy_dir, server, TestDb};
-
-fn repo() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{e}"));
-}
+use crate::harness::{copy_dir, repo, server, write, TestDb};
 
 fn data_dump(db: &TestDb, tables: &[&str]) -> String {
     let mut cmd = Command::new(server().bin.join("pg_dump"));
