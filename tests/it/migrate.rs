@@ -467,3 +467,106 @@ fn new_creates_the_next_numbered_file() {
     assert!(dir.join("0008_add_users.sql").is_file(), "{}", run.stdout);
     db.run(&["validate", "--offline"]).expect(0);
 }
+
+#[test]
+fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
+    let db = TestDb::new("ddl_retry");
+    let dir = db.work.join("migrations");
+    write(&dir, "0001_t.sql", "CREATE TABLE busy (x int);\n");
+    db.run(&["migrate"]).expect(0);
+    write(
+        &dir,
+        "0002_alter.sql",
+        "ALTER TABLE busy ADD COLUMN y int;\n",
+    );
+    // A long transaction holds a lock the ALTER needs, then lets go.
+    let mut holder = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-d"])
+        .arg(db.url())
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT;",
+        ])
+        .env("PGAPPNAME", "long-report")
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    while db.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'busy' AND l.pid <> pg_backend_pid()") != "1" {
+        assert!(started.elapsed().as_secs() < 10, "the holder never locked the table");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = db.run(&[
+        "migrate",
+        "--ddl-lock-timeout",
+        "200ms",
+        "--ddl-lock-retries",
+        "10",
+    ]);
+    let _ = holder.wait();
+    run.expect(0);
+    assert!(
+        run.stderr.contains("lock_timeout") && run.stderr.contains("long-report"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'y'"), "1");
+
+    // Without retries the failure is reported with its SQLSTATE.
+    write(
+        &dir,
+        "0003_alter.sql",
+        "ALTER TABLE busy ADD COLUMN z int;\n",
+    );
+    let mut holder = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-d"])
+        .arg(db.url())
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT;",
+        ])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    while db.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'busy' AND l.pid <> pg_backend_pid()") != "1" {
+        assert!(started.elapsed().as_secs() < 10, "the holder never locked the table");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = db.run(&[
+        "migrate",
+        "--ddl-lock-timeout",
+        "200ms",
+        "--ddl-lock-retries",
+        "0",
+    ]);
+    let _ = holder.wait();
+    run.expect(6);
+    assert!(
+        run.stderr.contains("55P03") && run.stderr.contains("0003_alter.sql"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_run_with_nothing_to_do_writes_nothing() {
+    let db = TestDb::new("noop_writes");
+    db.fixture("basic/drizzle", "migrations");
+    db.run(&["migrate"]).expect(0);
+    // pg_current_xact_id() takes the next transaction id: if db-init wrote anything in between,
+    // it would have taken one too.
+    let before: i64 = db
+        .sql("SELECT pg_current_xact_id()::text::bigint")
+        .parse()
+        .unwrap_or_default();
+    db.run(&["migrate"]).expect(0);
+    db.run(&["status"]).expect(0);
+    let after: i64 = db
+        .sql("SELECT pg_current_xact_id()::text::bigint")
+        .parse()
+        .unwrap_or_default();
+    assert_eq!(
+        after,
+        before + 1,
+        "a run with nothing to do wrote to the database"
+    );
+}

@@ -115,3 +115,21 @@ fn a_server_that_starts_late_is_noticed_within_a_second() {
         run.stderr
     );
 }
+
+#[test]
+fn a_transaction_pooler_url_draws_a_warning() {
+    let db = TestDb::new("pooler");
+    let run = db.run(&[
+        "wait",
+        "--database-url",
+        "postgres://u:p@127.0.0.1:6543/x?pgbouncer=true",
+        "--wait-timeout",
+        "300ms",
+    ]);
+    run.expect(3);
+    assert!(
+        run.stderr.contains("transaction pooler") && run.stderr.contains("DIRECT_URL"),
+        "{}",
+        run.stderr
+    );
+}
