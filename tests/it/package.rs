@@ -193,6 +193,14 @@ fn the_scratch_image_runs_as_65532_against_the_test_server() {
         eprintln!("NOT RUN: podman is not installed (apt-get install podman runc); the container test needs it");
         return;
     }
+    let info = podman(&["info"]).output();
+    if !info.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = info
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .unwrap_or_else(|e| e.to_string());
+        eprintln!("NOT RUN: podman is installed but does not work here: {why}");
+        return;
+    }
     static_binary();
     let tag = format!("localhost/db-init-test:{}", std::process::id());
     let build = podman(&["build", "--build-arg", "BINARY=host", "-t", &tag, "-f"])
