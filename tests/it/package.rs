@@ -310,6 +310,45 @@ fn check_db_init_container(c: &Value, file: &str) {
     );
 }
 
+/// `kubernetes-validate` (PyPI) ships the Kubernetes schemas and validates offline; .ci/run
+/// installs it in .ci/venv.
+fn kubernetes_validate() -> Option<PathBuf> {
+    let venv = repo().join(".ci/venv/bin/kubernetes-validate");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|_| PathBuf::from("kubernetes-validate"))
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_the_schemas() {
+    let Some(tool) = kubernetes_validate() else {
+        eprintln!("NOT RUN: kubernetes-validate is not installed (pip install kubernetes-validate); the field checks below still run");
+        return;
+    };
+    for version in ["1.28.0", "1.31.0"] {
+        let out = Command::new(&tool)
+            .args(["--strict", "-k", version])
+            .arg(repo().join("deploy/kubernetes/deployment.yaml"))
+            .arg(repo().join("deploy/kubernetes/job.yaml"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.matches("passed").count() == 2,
+            "Kubernetes {version}: {text}"
+        );
+    }
+}
+
 #[test]
 fn the_kubernetes_manifests_have_the_fields_that_matter() {
     let deployment = &yaml("deploy/kubernetes/deployment.yaml")[0];
