@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::db::{self, Session};
 use crate::exit::{code, Error};
 use crate::lock::with_lock;
-use crate::migrate::apply::Batch;
+use crate::migrate::apply::{self, Batch, Step};
 use crate::migrate::plan::State;
 use crate::migrate::{self, source, History, MigrateError, Plan, Problem, Source};
 use crate::seed;
@@ -218,29 +218,29 @@ async fn plan(cfg: &Config, slot: &SessionSlot) -> Result<u8, Error> {
         pending.len(),
         history.qualified()
     );
-    if cfg.atomic && !pending.is_empty() {
-        out.push_str(&Batch::transaction(&source, &history, &pending, true).text);
-        out.push('\n');
-    } else {
-        for (k, &i) in pending.iter().enumerate() {
-            let m = &source.migrations[i];
-            if m.no_transaction {
+    for step in apply::steps(&source, &pending, cfg.atomic) {
+        match step {
+            Step::Transaction { indices, durable } => {
+                let names: Vec<&str> = indices
+                    .iter()
+                    .map(|&i| source.migrations[i].file.as_str())
+                    .collect();
+                out.push_str(&format!("-- {}\n", names.join(", ")));
+                out.push_str(&Batch::transaction(&source, &history, &indices, durable).text);
+                out.push('\n');
+            }
+            Step::Outside(i) => {
+                let m = &source.migrations[i];
                 out.push_str(&format!(
-                    "-- {} (no transaction: statement by statement)\n",
+                    "-- {} (no transaction: one query per statement)\n",
                     m.file
                 ));
-                for s in 0..m.statements.len() {
-                    out.push_str(m.statement_sql(s).0);
-                    out.push_str("\n;\n");
+                for (_, _, sql) in apply::outside_statements(m) {
+                    out.push_str(sql);
+                    out.push('\n');
                 }
                 out.push_str(&history.insert_sql(m, Some(0)));
                 out.push_str(";\n");
-            } else {
-                out.push_str(&format!("-- {}\n", m.file));
-                out.push_str(
-                    &Batch::transaction(&source, &history, &[i], k + 1 == pending.len()).text,
-                );
-                out.push('\n');
             }
         }
     }

@@ -106,6 +106,50 @@ impl Batch {
     }
 }
 
+/// One unit of work: a transaction (one migration, or all of them with `atomic: true`) or a
+/// no-transaction migration run statement by statement. `run` executes these and `plan`
+/// prints them, so the two cannot disagree.
+pub enum Step {
+    Transaction { indices: Vec<usize>, durable: bool },
+    Outside(usize),
+}
+
+/// The steps for the pending migrations, in order. Only the last transaction waits for the WAL
+/// flush (see [`Batch::transaction`]).
+pub fn steps(source: &Source, pending: &[usize], atomic: bool) -> Vec<Step> {
+    if atomic && !pending.is_empty() {
+        return vec![Step::Transaction {
+            indices: pending.to_vec(),
+            durable: true,
+        }];
+    }
+    pending
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| match source.migrations[i].no_transaction {
+            true => Step::Outside(i),
+            false => Step::Transaction {
+                indices: vec![i],
+                durable: k + 1 == pending.len(),
+            },
+        })
+        .collect()
+}
+
+/// The queries a no-transaction migration is sent as: each top-level statement alone, since a
+/// multi-statement query is an implicit transaction. Yields (statement number, byte offset in
+/// the file, SQL).
+pub fn outside_statements(m: &Migration) -> Vec<(usize, usize, &str)> {
+    let mut out = Vec::new();
+    for s in 0..m.statements.len() {
+        let (chunk, offset) = m.statement_sql(s);
+        for stmt in sql::statements(chunk) {
+            out.push((s + 1, offset + stmt.range.start, &chunk[stmt.range]));
+        }
+    }
+    out
+}
+
 pub async fn apply(
     client: &Client,
     cfg: &Config,
@@ -114,36 +158,33 @@ pub async fn apply(
     pending: &[usize],
 ) -> Result<(), MigrateError> {
     session_guards(client, cfg).await?;
-    let result = if cfg.atomic {
-        let batch = Batch::transaction(source, history, pending, true);
-        run_transaction(client, cfg, source, pending, &batch, 0).await
-    } else {
-        let mut result = Ok(());
-        for (k, &i) in pending.iter().enumerate() {
-            let started = Instant::now();
-            let m = &source.migrations[i];
-            result = if m.no_transaction {
-                run_outside_transaction(client, history, source, i, k).await
-            } else {
-                let last = k + 1 == pending.len();
-                let batch = Batch::transaction(source, history, &[i], last);
-                run_transaction(client, cfg, source, &[i], &batch, k).await
-            };
-            if result.is_err() {
-                break;
+    let mut applied = 0;
+    for step in steps(source, pending, cfg.atomic) {
+        let started = Instant::now();
+        let indices = match &step {
+            Step::Transaction { indices, durable } => {
+                let batch = Batch::transaction(source, history, indices, *durable);
+                run_transaction(client, cfg, source, indices, &batch, applied).await?;
+                indices.clone()
             }
-            info!(migration = %m.file, ms = started.elapsed().as_millis() as u64, "applied");
+            Step::Outside(i) => {
+                run_outside_transaction(client, history, source, *i, applied).await?;
+                vec![*i]
+            }
+        };
+        for i in &indices {
+            info!(migration = %source.migrations[*i].file, ms = started.elapsed().as_millis() as u64, "applied");
         }
-        result
-    };
+        applied += indices.len();
+    }
     // Seeds that follow get statement_timeout but not the DDL lock guard.
-    if result.is_ok() && !cfg.ddl_lock_timeout.is_zero() {
+    if !cfg.ddl_lock_timeout.is_zero() {
         client
             .batch_execute("RESET lock_timeout")
             .await
             .map_err(|e| MigrateError::db("resetting lock_timeout", &e))?;
     }
-    result
+    Ok(())
 }
 
 async fn session_guards(client: &Client, cfg: &Config) -> Result<(), MigrateError> {
@@ -205,27 +246,22 @@ async fn run_outside_transaction(
 ) -> Result<(), MigrateError> {
     let m = &source.migrations[index];
     let started = Instant::now();
-    for s in 0..m.statements.len() {
-        let (chunk, offset) = m.statement_sql(s);
-        for stmt in sql::statements(chunk) {
-            if let Err(e) = client.batch_execute(&chunk[stmt.range.clone()]).await {
-                let mut location = Location {
-                    statement: Some(s + 1),
-                    ..Location::default()
-                };
-                let at = offset + stmt.range.start + position_in(&chunk[stmt.range.clone()], &e);
-                let (line, column) = m.line_col(at);
-                (location.line, location.column) = (Some(line), Some(column));
-                let note = format!(
-                    "{} runs outside a transaction (no-transaction marker): statements before statement {} \
-                     stay applied and no history row was written; make them idempotent (IF NOT EXISTS) and rerun. \
-                     {}",
-                    m.file,
-                    s + 1,
-                    kept_note(applied_before)
-                );
-                return Err(failed(m, location, &e, note));
-            }
+    for (statement, offset, sql) in outside_statements(m) {
+        if let Err(e) = client.batch_execute(sql).await {
+            let (line, column) = m.line_col(offset + position_in(sql, &e));
+            let location = Location {
+                statement: Some(statement),
+                line: Some(line),
+                column: Some(column),
+            };
+            let note = format!(
+                "{} runs outside a transaction (no-transaction marker): statements before statement {statement} \
+                 stay applied and no history row was written; make them idempotent (IF NOT EXISTS) and rerun. \
+                 {}",
+                m.file,
+                kept_note(applied_before)
+            );
+            return Err(failed(m, location, &e, note));
         }
     }
     let ms = started.elapsed().as_millis() as u64;

@@ -96,17 +96,6 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
             }
         }
     }
-    // A changed row that another row of the same version matches exactly is applied.
-    for (i, m) in migrations.iter().enumerate() {
-        if matches!(state[i], Some((State::Changed, _)))
-            && applied
-                .iter()
-                .any(|r| r.version == Some(m.version) && r.checksum == m.checksum)
-        {
-            state[i] = Some((State::Applied, None));
-        }
-    }
-
     let newest_applied = migrations
         .iter()
         .zip(&state)
@@ -259,6 +248,19 @@ mod tests {
         let p = plan(&ms, &rows, &POLICY);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         assert_eq!(p.pending(), vec![2]);
+    }
+
+    #[test]
+    fn an_exact_row_wins_over_a_stale_one_in_either_order() {
+        let ms = [m(10, "A")];
+        for rows in [
+            [row(10, "stale"), row(10, &ms[0].checksum)],
+            [row(10, &ms[0].checksum), row(10, "stale")],
+        ] {
+            let p = plan(&ms, &rows, &POLICY);
+            assert!(p.problems.is_empty(), "{:?}", p.problems);
+            assert!(p.pending().is_empty());
+        }
     }
 
     #[test]

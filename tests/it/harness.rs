@@ -18,7 +18,6 @@ pub struct Server {
     pub bin: PathBuf,
     /// The temp dir of a server this run started (None with DB_INIT_TEST_DATABASE_URL).
     pub dir: Option<PathBuf>,
-    run_as: Option<String>,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -76,7 +75,6 @@ fn start() -> Result<Server, String> {
         password: PASSWORD.into(),
         bin: cluster.bin.clone(),
         dir: Some(cluster.dir.clone()),
-        run_as: cluster.run_as.clone(),
     };
     let _ = MAIN_CLUSTER.set(cluster);
     unsafe {
@@ -256,7 +254,6 @@ fn from_url(url: &str) -> Result<Server, String> {
         password: password.into(),
         bin,
         dir: None,
-        run_as: None,
     })
 }
 
@@ -302,11 +299,6 @@ impl Server {
 
     pub fn server_dir(&self) -> Option<&Path> {
         self.dir.as_deref()
-    }
-
-    #[allow(dead_code)]
-    pub fn runs_as(&self) -> Option<&str> {
-        self.run_as.as_deref()
     }
 }
 
@@ -383,6 +375,16 @@ pub fn bare_cmd(work: &Path) -> Command {
 /// The repository root (for the sample app, scripts, Dockerfile, manifests).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Polls `done` every 20 ms until it holds; fails the test after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Writes `dir/name`, creating `dir`.

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{server, write, Run, TestDb};
+use crate::harness::{server, wait_until, write, Run, TestDb};
 
 const DEFAULT_KEY: &str = "7815895486951160637";
 
@@ -15,14 +15,6 @@ fn spawn(db: &TestDb, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn advisory_locks(db: &TestDb) -> String {

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{fixtures, server, write, TestDb};
+use crate::harness::{fixtures, server, wait_until, write, TestDb};
 
 const HISTORY: &str = "SELECT id || E'\\t' || hash || E'\\t' || created_at FROM drizzle.__drizzle_migrations ORDER BY id";
 
@@ -468,6 +468,28 @@ fn new_creates_the_next_numbered_file() {
     db.run(&["validate", "--offline"]).expect(0);
 }
 
+/// A psql session that holds a lock on table `busy` for 1.5 s; returns once the lock is held.
+fn hold_table_lock(db: &TestDb, application_name: &str) -> std::process::Child {
+    let holder = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-d"])
+        .arg(db.url())
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT;",
+        ])
+        .env("PGAPPNAME", application_name)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let locked = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                  WHERE c.relname = 'busy' AND l.pid <> pg_backend_pid()";
+    wait_until(
+        "the holder to lock the table",
+        std::time::Duration::from_secs(10),
+        || db.sql(locked) == "1",
+    );
+    holder
+}
+
 #[test]
 fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
     let db = TestDb::new("ddl_retry");
@@ -480,21 +502,7 @@ fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
         "ALTER TABLE busy ADD COLUMN y int;\n",
     );
     // A long transaction holds a lock the ALTER needs, then lets go.
-    let mut holder = Command::new(server().bin.join("psql"))
-        .args(["-X", "-q", "-d"])
-        .arg(db.url())
-        .args([
-            "-c",
-            "BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT;",
-        ])
-        .env("PGAPPNAME", "long-report")
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let started = std::time::Instant::now();
-    while db.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'busy' AND l.pid <> pg_backend_pid()") != "1" {
-        assert!(started.elapsed().as_secs() < 10, "the holder never locked the table");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let holder = hold_table_lock(&db, "long-report");
     let run = db.run(&[
         "migrate",
         "--ddl-lock-timeout",
@@ -502,7 +510,7 @@ fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
         "--ddl-lock-retries",
         "10",
     ]);
-    let _ = holder.wait();
+    let _ = holder.wait_with_output();
     run.expect(0);
     assert!(
         run.stderr.contains("lock_timeout") && run.stderr.contains("long-report"),
@@ -517,20 +525,7 @@ fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
         "0003_alter.sql",
         "ALTER TABLE busy ADD COLUMN z int;\n",
     );
-    let mut holder = Command::new(server().bin.join("psql"))
-        .args(["-X", "-q", "-d"])
-        .arg(db.url())
-        .args([
-            "-c",
-            "BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT;",
-        ])
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let started = std::time::Instant::now();
-    while db.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'busy' AND l.pid <> pg_backend_pid()") != "1" {
-        assert!(started.elapsed().as_secs() < 10, "the holder never locked the table");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let holder = hold_table_lock(&db, "long-report");
     let run = db.run(&[
         "migrate",
         "--ddl-lock-timeout",
@@ -538,7 +533,7 @@ fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
         "--ddl-lock-retries",
         "0",
     ]);
-    let _ = holder.wait();
+    let _ = holder.wait_with_output();
     run.expect(6);
     assert!(
         run.stderr.contains("55P03") && run.stderr.contains("0003_alter.sql"),
@@ -549,21 +544,54 @@ fn a_migration_that_hits_lock_timeout_is_retried_and_names_the_blocker() {
 
 #[test]
 fn a_run_with_nothing_to_do_writes_nothing() {
-    let db = TestDb::new("noop_writes");
-    db.fixture("basic/drizzle", "migrations");
-    db.run(&["migrate"]).expect(0);
+    // Transaction ids are cluster-wide, so this runs on a cluster of its own: no other test
+    // can take one in between.
+    let cluster = crate::harness::Cluster::init("noop", false).unwrap_or_else(|e| panic!("{e}"));
+    cluster.start().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        crate::harness::PASSWORD,
+        cluster.port
+    );
+    let xid = || {
+        let out = Command::new(cluster.bin.join("psql"))
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-d",
+                &url,
+                "-c",
+                "SELECT pg_current_xact_id()",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<i64>()
+            .unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let work = std::env::temp_dir().join(format!("db-init-noop-{}", std::process::id()));
+    crate::harness::copy_dir(&fixtures().join("basic/drizzle"), &work.join("migrations"));
+    let run = |args: &[&str]| {
+        crate::harness::Run::from(
+            crate::harness::bare_cmd(&work)
+                .env("DATABASE_URL", &url)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    run(&["migrate"]).expect(0);
     // pg_current_xact_id() takes the next transaction id: if db-init wrote anything in between,
     // it would have taken one too.
-    let before: i64 = db
-        .sql("SELECT pg_current_xact_id()::text::bigint")
-        .parse()
-        .unwrap_or_default();
-    db.run(&["migrate"]).expect(0);
-    db.run(&["status"]).expect(0);
-    let after: i64 = db
-        .sql("SELECT pg_current_xact_id()::text::bigint")
-        .parse()
-        .unwrap_or_default();
+    let before = xid();
+    run(&["migrate"]).expect(0);
+    run(&["status"]).expect(0);
+    let after = xid();
+    cluster.stop();
+    let _ = std::fs::remove_dir_all(&work);
     assert_eq!(
         after,
         before + 1,

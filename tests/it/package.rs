@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_norway::Value;
 
-use crate::harness::{copy_dir, repo, Run, TestDb};
+use crate::harness::{copy_dir, repo, wait_until, Run, TestDb};
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
@@ -166,14 +166,11 @@ fn the_static_binary_as_pid_1_exits_143_on_sigterm() {
                 AND datname = current_database() AND pid <> pg_backend_pid()";
     let locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
-    let started = Instant::now();
-    while db.sql(gone) != "0" || db.sql(locks) != "0" {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "statement still running or lock still held"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "the statement to stop and the lock to go",
+        Duration::from_secs(5),
+        || db.sql(gone) == "0" && db.sql(locks) == "0",
+    );
     assert_eq!(
         db.sql("SELECT count(*) FROM db_init.schema_migrations"),
         "0"
