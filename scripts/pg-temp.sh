@@ -13,6 +13,16 @@ as_pg_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A port nothing listens on (bash's /dev/tcp: no python or netcat needed).
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port found" >&2; return 1
+}
+
 start_temp_pg() {
   local fsync=${1:-on}
   PG_BIN=$(pg_bin_dir)
@@ -21,7 +31,7 @@ start_temp_pg() {
     return 1
   fi
   PG_TEMP_DIR=$(mktemp -d /tmp/db-init-pg.XXXXXX)
-  PG_TEMP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PG_TEMP_PORT=$(free_port)
   [ "$(id -u)" = 0 ] && chown postgres "$PG_TEMP_DIR"
   as_pg_user "$PG_BIN/initdb" -D "$PG_TEMP_DIR/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
   # In the file rather than on pg_ctl's command line, so a stop and start keep them.

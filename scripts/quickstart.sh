@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/pg-temp.sh
-cargo build --release --locked --quiet
+echo "== building db-init (release; the first build takes a few minutes)"
+cargo build --release --locked
 start_temp_pg
 trap stop_temp_pg EXIT
 export DATABASE_URL="$PG_TEMP_URL"

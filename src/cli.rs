@@ -1,9 +1,12 @@
-//! The command line (SPEC section 4): commands and one flag per setting.
+//! The command line (SPEC section 4): the commands, and one flag per setting generated from the
+//! settings table (`config::settings`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::config::settings::{self, SETTINGS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,7 +44,7 @@ pub enum Command {
     },
     /// Run the validation checks without applying anything.
     Validate {
-        /// Check the migrations folder only, without a database.
+        /// Check the migrations and seeds folders only, without a database.
         #[arg(long)]
         offline: bool,
     },
@@ -53,7 +56,7 @@ pub enum Command {
     },
     /// Print exactly what `run` would execute, in order, without changing anything.
     Plan,
-    /// Create the next numbered migration file (numbered layout).
+    /// Create the next migration file.
     New {
         /// A short name, e.g. add_users; becomes <version>_<name>.sql.
         name: String,
@@ -66,119 +69,66 @@ pub enum Format {
     Json,
 }
 
-/// One flag per setting, kept as raw text so that flags, variables and the file share parsers.
-#[derive(Debug, Default, Args)]
+/// The setting flags that were given, by setting key, kept as raw text so that flags, variables
+/// and the file share one parser per setting.
+#[derive(Debug, Default)]
 pub struct SettingFlags {
-    /// YAML config file [env: DB_INIT_CONFIG] [default: ./db-init.yaml when present]
-    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Connection URL [env: DB_INIT_DATABASE_URL, DIRECT_URL, DATABASE_URL, their _FILE forms, PG*]
-    #[arg(long, global = true, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// Migrations folder [default: ./migrations]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub migrations: Option<String>,
-    /// Seeds folder; absent folder = no seeds [default: ./seeds]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub seeds: Option<String>,
-    /// Give up waiting for the database (exit 3) [default: 120s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub wait_timeout: Option<String>,
-    /// Bound on one connection attempt [default: 5s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub connect_timeout: Option<String>,
-    /// First retry delay while waiting [default: 100ms]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub retry_initial: Option<String>,
-    /// Cap on the retry delay while waiting [default: 1s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub retry_max: Option<String>,
-    /// Give up waiting for the advisory lock (exit 5) [default: 600s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub lock_timeout: Option<String>,
-    /// Advisory lock key, a 64-bit integer [default: 7815895486951160637]
-    #[arg(long, global = true, value_name = "INT", allow_hyphen_values = true)]
-    pub lock_key: Option<String>,
-    /// lock_timeout for migration statements, 0 = off [default: 5s]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub ddl_lock_timeout: Option<String>,
-    /// Retries of a migration that hit a lock timeout (55P03) [default: 5]
-    #[arg(long, global = true, value_name = "N")]
-    pub ddl_lock_retries: Option<String>,
-    /// statement_timeout for migrations and seeds, 0 = none [default: 0]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub statement_timeout: Option<String>,
-    /// All pending migrations in one transaction [default: false]
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub atomic: Option<String>,
-    /// `error` or `allow` a pending migration older than the newest applied [default: error]
-    #[arg(long, global = true, value_name = "POLICY")]
-    pub out_of_order: Option<String>,
-    /// Tolerate applied migrations whose files are gone [default: false]
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub allow_missing: Option<String>,
-    /// `always` or `on-change` [default: always]
-    #[arg(long, global = true, value_name = "MODE")]
-    pub seed_mode: Option<String>,
-    /// Schema of Drizzle's history table [default: drizzle]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub drizzle_schema: Option<String>,
-    /// Name of Drizzle's history table [default: __drizzle_migrations]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub drizzle_table: Option<String>,
-    /// Shown in pg_stat_activity [default: db-init]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub application_name: Option<String>,
-    /// disable, prefer, require, verify-ca, verify-full [default: from the URL / PGSSLMODE, else prefer]
-    #[arg(long, global = true, value_name = "MODE")]
-    pub sslmode: Option<String>,
-    /// CA certificate file for verify-ca / verify-full
-    #[arg(long, global = true, value_name = "FILE")]
-    pub sslrootcert: Option<String>,
-    /// `text` or `json` [default: text]
-    #[arg(long, global = true, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// error, warn, info, debug, trace, or a RUST_LOG filter [default: info]
-    #[arg(long, global = true, value_name = "LEVEL")]
-    pub log_level: Option<String>,
-    /// File that receives the final error line, if writable [default: /dev/termination-log]
-    #[arg(long, global = true, value_name = "FILE")]
-    pub termination_log: Option<String>,
+    pub values: BTreeMap<&'static str, String>,
 }
 
-impl SettingFlags {
-    /// The flags that were given, by setting key.
-    pub fn as_map(&self) -> BTreeMap<&'static str, String> {
-        let pairs: [(&'static str, &Option<String>); 24] = [
-            ("database_url", &self.database_url),
-            ("migrations", &self.migrations),
-            ("seeds", &self.seeds),
-            ("wait_timeout", &self.wait_timeout),
-            ("connect_timeout", &self.connect_timeout),
-            ("retry_initial", &self.retry_initial),
-            ("retry_max", &self.retry_max),
-            ("lock_timeout", &self.lock_timeout),
-            ("lock_key", &self.lock_key),
-            ("ddl_lock_timeout", &self.ddl_lock_timeout),
-            ("ddl_lock_retries", &self.ddl_lock_retries),
-            ("statement_timeout", &self.statement_timeout),
-            ("atomic", &self.atomic),
-            ("out_of_order", &self.out_of_order),
-            ("allow_missing", &self.allow_missing),
-            ("seed_mode", &self.seed_mode),
-            ("drizzle.schema", &self.drizzle_schema),
-            ("drizzle.table", &self.drizzle_table),
-            ("application_name", &self.application_name),
-            ("sslmode", &self.sslmode),
-            ("sslrootcert", &self.sslrootcert),
-            ("log_format", &self.log_format),
-            ("log_level", &self.log_level),
-            ("termination_log", &self.termination_log),
-        ];
-        pairs
-            .into_iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-            .collect()
+impl FromArgMatches for SettingFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = SettingFlags {
+            config: m.get_one::<String>("config").map(PathBuf::from),
+            values: BTreeMap::new(),
+        };
+        for s in SETTINGS {
+            if let Some(v) = m.get_one::<String>(s.key) {
+                flags.values.insert(s.key, v.clone());
+            }
+        }
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for SettingFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let cmd = cmd.arg(
+            Arg::new("config")
+                .long("config")
+                .global(true)
+                .value_name("FILE")
+                .help(
+                    "YAML config file [env: DB_INIT_CONFIG] [default: ./db-init.yaml when present]",
+                ),
+        );
+        SETTINGS.iter().fold(cmd, |cmd, s| {
+            let help = match s.shown_default {
+                "" => s.help.to_string(),
+                shown => format!("{} [default: {shown}]", s.help),
+            };
+            let mut arg = Arg::new(s.key)
+                .long(settings::long_flag(s.key))
+                .global(true)
+                .value_name(s.value_name)
+                .help(help)
+                .action(ArgAction::Set)
+                .allow_hyphen_values(s.key == "lock_key");
+            if s.switch {
+                arg = arg.num_args(0..=1).default_missing_value("true");
+            }
+            cmd.arg(arg)
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 
@@ -193,14 +143,14 @@ mod tests {
     }
 
     #[test]
-    fn every_setting_has_a_flag() {
-        let cmd = Cli::command();
-        for key in crate::config::KEYS {
-            let flag = crate::config::flag_name(key);
-            let long = flag.trim_start_matches("--");
-            assert!(
-                cmd.get_arguments().any(|a| a.get_long() == Some(long)),
-                "setting {key} has no flag {flag}"
+    fn every_setting_has_a_flag_that_reaches_the_map() {
+        for s in SETTINGS {
+            let flag = settings::flag_name(s.key);
+            let cli = Cli::try_parse_from(["db-init", flag.as_str(), "x", "status"]);
+            let cli = cli.unwrap_or_else(|e| panic!("{flag}: {e}"));
+            assert_eq!(
+                cli.settings.values.get(s.key).map(String::as_str),
+                Some("x")
             );
         }
     }

@@ -1,25 +1,19 @@
-//! The top-level error type and the one table that maps it to exit codes (SPEC section 5).
+//! The only place with exit-code numbers: every outcome of a command, success or error, maps
+//! to its code here (SPEC section 5; the README repeats the table).
 
 use crate::config::ConfigError;
-use crate::db::ConnectError;
-use crate::lock::LockError;
+use crate::migrate::new::NewError;
 use crate::migrate::MigrateError;
+use crate::pg::lock::LockError;
+use crate::pg::{ConnectError, PgError};
 use crate::seed::SeedError;
 
-/// Process exit codes. The README repeats this table; keep the two in step.
-pub mod code {
-    pub const OK: u8 = 0;
-    pub const INTERNAL: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const UNREACHABLE: u8 = 3;
-    pub const REFUSED: u8 = 4;
-    pub const LOCK_TIMEOUT: u8 = 5;
-    pub const MIGRATION_FAILED: u8 = 6;
-    pub const VALIDATION_FAILED: u8 = 7;
-    pub const SEED_FAILED: u8 = 8;
-    pub const PENDING: u8 = 10;
-    pub const SIGINT: u8 = 130;
-    pub const SIGTERM: u8 = 143;
+/// How a command succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Success {
+    Done,
+    /// `status`: migrations are pending.
+    Pending,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,30 +28,75 @@ pub enum Error {
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     Seed(#[from] SeedError),
-    #[error("interrupted by {signal}: running statement cancelled, rolled back, lock released")]
-    Interrupted { signal: &'static str, code: u8 },
+    #[error("interrupted by {signal}: {cleanup}")]
+    Interrupted {
+        signal: Signal,
+        /// What is known of the cleanup (cancelled, rolled back, lock released, or not).
+        cleanup: String,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Config(_) | Error::Usage(_) => code::USAGE,
-            Error::Connect(e) if e.is_permanent() => code::REFUSED,
-            Error::Connect(ConnectError::Timeout { .. }) => code::UNREACHABLE,
-            Error::Connect(_) => code::INTERNAL,
-            Error::Lock(LockError::Timeout { .. }) => code::LOCK_TIMEOUT,
-            Error::Lock(_) => code::INTERNAL,
-            Error::Migrate(e) if e.is_validation() => code::VALIDATION_FAILED,
-            Error::Migrate(MigrateError::Io { .. }) => code::USAGE,
-            Error::Migrate(_) => code::MIGRATION_FAILED,
-            Error::Seed(SeedError::Io { .. }) => code::USAGE,
-            Error::Seed(_) => code::SEED_FAILED,
-            Error::Interrupted { code, .. } => *code,
-            Error::Internal(_) => code::INTERNAL,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Int,
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+        })
+    }
+}
+
+impl From<NewError> for Error {
+    fn from(e: NewError) -> Error {
+        match e {
+            NewError::Usage(m) => Error::Usage(m),
+            NewError::Io(e) => Error::Migrate(e),
         }
+    }
+}
+
+impl From<PgError> for Error {
+    fn from(e: PgError) -> Error {
+        Error::Migrate(MigrateError::Database(e))
+    }
+}
+
+pub fn success_code(s: Success) -> u8 {
+    match s {
+        Success::Done => 0,
+        Success::Pending => 10,
+    }
+}
+
+pub fn error_code(e: &Error) -> u8 {
+    match e {
+        Error::Config(_) | Error::Usage(_) => 2,
+        Error::Connect(ConnectError::Timeout { .. }) => 3,
+        Error::Connect(ConnectError::Refused { .. } | ConnectError::Tls { .. }) => 4,
+        Error::Lock(LockError::Timeout { .. }) => 5,
+        Error::Lock(LockError::Database { .. }) => 1,
+        Error::Migrate(MigrateError::Validation { .. }) => 7,
+        Error::Migrate(MigrateError::Io { .. }) => 2,
+        Error::Migrate(MigrateError::Failed(_) | MigrateError::Database(_)) => 6,
+        Error::Seed(SeedError::Io { .. }) => 2,
+        Error::Seed(_) => 8,
+        Error::Interrupted {
+            signal: Signal::Int,
+            ..
+        } => 130,
+        Error::Interrupted {
+            signal: Signal::Term,
+            ..
+        } => 143,
+        Error::Internal(_) => 1,
     }
 }

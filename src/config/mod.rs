@@ -1,50 +1,19 @@
 //! Settings: one value per setting, layered flags > `DB_INIT_*` environment > YAML file > defaults,
-//! each remembered with where it came from so an error can name it (SPEC section 6).
+//! each remembered with where it came from so an error can name it (SPEC section 6). Each part
+//! of the job gets its own group of settings, not the whole `Config`.
 
 mod database;
+pub mod settings;
 mod value;
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use database::{Database, SslMode};
-
-use crate::cli::SettingFlags;
-
-/// Every setting's YAML key, in the order the README documents them. The flag is the key with
-/// `_` and `.` turned into `-`; the variable is `DB_INIT_` + the key upper-cased, `.` into `_`.
-pub const KEYS: &[&str] = &[
-    "database_url",
-    "migrations",
-    "seeds",
-    "wait_timeout",
-    "connect_timeout",
-    "retry_initial",
-    "retry_max",
-    "lock_timeout",
-    "lock_key",
-    "ddl_lock_timeout",
-    "ddl_lock_retries",
-    "statement_timeout",
-    "atomic",
-    "out_of_order",
-    "allow_missing",
-    "seed_mode",
-    "drizzle.schema",
-    "drizzle.table",
-    "application_name",
-    "sslmode",
-    "sslrootcert",
-    "log_format",
-    "log_level",
-    "termination_log",
-];
-
-/// The advisory lock key used when `lock_key` is not set: the first 8 bytes of
-/// SHA-256("db-init") read as a big-endian i64, so it is unlikely to collide with an app's keys.
-pub const DEFAULT_LOCK_KEY: i64 = 0x6c77_a388_f54d_7b3d;
+pub use settings::{env_name, flag_name, DEFAULT_LOCK_KEY, SETTINGS};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -112,7 +81,10 @@ pub enum ConfigError {
 fn hint(suggestion: &Option<String>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean `{s}`?)"),
-        None => format!("; known keys: {}", KEYS.join(", ")),
+        None => format!(
+            "; known keys: {}",
+            settings::keys().collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -134,28 +106,53 @@ pub enum LogFormat {
     Json,
 }
 
-/// The resolved configuration. `Debug` is safe to print: the database part redacts passwords.
+/// What connecting needs.
 #[derive(Debug, Clone)]
-pub struct Config {
-    /// `None` when no URL is configured; commands that need one call [`Config::database`].
-    pub database: Option<Database>,
-    pub migrations: PathBuf,
-    pub seeds: PathBuf,
+pub struct ConnectSettings {
     pub wait_timeout: Duration,
     pub connect_timeout: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
-    pub lock_timeout: Duration,
-    pub lock_key: i64,
+}
+
+/// What the advisory lock needs.
+#[derive(Debug, Clone, Copy)]
+pub struct LockSettings {
+    pub key: i64,
+    pub timeout: Duration,
+}
+
+/// What reading, planning and applying migrations need.
+#[derive(Debug, Clone)]
+pub struct MigrateSettings {
+    pub dir: PathBuf,
     pub ddl_lock_timeout: Duration,
     pub ddl_lock_retries: u32,
     pub statement_timeout: Duration,
     pub atomic: bool,
     pub out_of_order: OutOfOrder,
     pub allow_missing: bool,
-    pub seed_mode: SeedMode,
     pub drizzle_schema: String,
     pub drizzle_table: String,
+}
+
+/// What the seeds need.
+#[derive(Debug, Clone)]
+pub struct SeedSettings {
+    pub dir: PathBuf,
+    pub mode: SeedMode,
+    pub statement_timeout: Duration,
+}
+
+/// The resolved configuration. `Debug` is safe to print: the database part redacts passwords.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `None` when no URL is configured; commands that need one call [`Config::database`].
+    pub database: Option<Database>,
+    pub connect: ConnectSettings,
+    pub lock: LockSettings,
+    pub migrate: MigrateSettings,
+    pub seed: SeedSettings,
     pub log_format: LogFormat,
     pub log_level: Option<String>,
     pub termination_log: PathBuf,
@@ -168,96 +165,106 @@ impl Config {
         self.database.as_ref().ok_or(ConfigError::MissingUrl)
     }
 
-    /// Resolves every setting from the flags, the environment (through `env`, so tests and the
-    /// real process share one path) and the config file.
+    /// Resolves every setting from the flags (by key), the environment (through `env`, so tests
+    /// and the real process share one path) and the config file.
     pub fn load(
-        flags: &SettingFlags,
+        flags: BTreeMap<&'static str, String>,
+        config_flag: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let file = ConfigFile::locate(flags.config.as_deref(), env)?;
+        Config::load_tracked(flags, config_flag, env).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the keys it consulted.
+    fn load_tracked(
+        flags: BTreeMap<&'static str, String>,
+        config_flag: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, BTreeSet<&'static str>), ConfigError> {
+        let file = ConfigFile::locate(config_flag, env)?;
         let layers = Layers {
-            flags: flags.as_map(),
+            flags,
             env,
             file: &file,
+            read: RefCell::default(),
         };
+        let duration = |key| layers.parse(key, value::parse_duration);
+        let flag = |key| layers.parse(key, value::parse_bool);
 
-        let durations = |key: &'static str, default: &str| -> Result<Duration, ConfigError> {
-            layers.parse(key, default, value::parse_duration)
-        };
-        let name = |key: &'static str, default: &str| -> Result<String, ConfigError> {
-            layers.parse(key, default, value::parse_identifier)
-        };
-
-        name("application_name", "db-init")?;
+        layers.parse("application_name", value::parse_identifier)?;
         let application_name = layers.get("application_name");
+        // The URL has its own precedence (flag, URL variables, file, libpq variables).
+        layers.read.borrow_mut().insert("database_url");
         let database = database::resolve(&layers, env, application_name.as_ref())?;
+        let statement_timeout = duration("statement_timeout")?;
 
-        Ok(Config {
+        let config = Config {
             database,
-            migrations: layers.parse("migrations", "./migrations", value::parse_path)?,
-            seeds: layers.parse("seeds", "./seeds", value::parse_path)?,
-            wait_timeout: durations("wait_timeout", "120s")?,
-            connect_timeout: durations("connect_timeout", "5s")?,
-            retry_initial: durations("retry_initial", "100ms")?,
-            retry_max: durations("retry_max", "1s")?,
-            lock_timeout: durations("lock_timeout", "600s")?,
-            lock_key: layers.parse("lock_key", &DEFAULT_LOCK_KEY.to_string(), |s| {
-                s.parse::<i64>()
-                    .map_err(|_| "expected a 64-bit integer".to_string())
-            })?,
-            ddl_lock_timeout: durations("ddl_lock_timeout", "5s")?,
-            ddl_lock_retries: layers.parse("ddl_lock_retries", "5", |s| {
-                s.parse::<u32>()
-                    .map_err(|_| "expected a whole number >= 0".to_string())
-            })?,
-            statement_timeout: durations("statement_timeout", "0")?,
-            atomic: layers.parse("atomic", "false", value::parse_bool)?,
-            out_of_order: layers.parse("out_of_order", "error", |s| match s {
-                "error" => Ok(OutOfOrder::Error),
-                "allow" => Ok(OutOfOrder::Allow),
-                _ => Err("expected `error` or `allow`".into()),
-            })?,
-            allow_missing: layers.parse("allow_missing", "false", value::parse_bool)?,
-            seed_mode: layers.parse("seed_mode", "always", |s| match s {
-                "always" => Ok(SeedMode::Always),
-                "on-change" | "on_change" => Ok(SeedMode::OnChange),
-                _ => Err("expected `always` or `on-change`".into()),
-            })?,
-            drizzle_schema: name("drizzle.schema", "drizzle")?,
-            drizzle_table: name("drizzle.table", "__drizzle_migrations")?,
-            log_format: layers.parse("log_format", "text", |s| match s {
+            connect: ConnectSettings {
+                wait_timeout: duration("wait_timeout")?,
+                connect_timeout: duration("connect_timeout")?,
+                retry_initial: duration("retry_initial")?,
+                retry_max: duration("retry_max")?,
+            },
+            lock: LockSettings {
+                key: layers.parse("lock_key", |s| {
+                    s.parse::<i64>()
+                        .map_err(|_| "expected a 64-bit integer".to_string())
+                })?,
+                timeout: duration("lock_timeout")?,
+            },
+            migrate: MigrateSettings {
+                dir: layers.parse("migrations", value::parse_path)?,
+                ddl_lock_timeout: duration("ddl_lock_timeout")?,
+                ddl_lock_retries: layers.parse("ddl_lock_retries", |s| {
+                    s.parse::<u32>()
+                        .map_err(|_| "expected a whole number >= 0".to_string())
+                })?,
+                statement_timeout,
+                atomic: flag("atomic")?,
+                out_of_order: layers.parse("out_of_order", |s| match s {
+                    "error" => Ok(OutOfOrder::Error),
+                    "allow" => Ok(OutOfOrder::Allow),
+                    _ => Err("expected `error` or `allow`".into()),
+                })?,
+                allow_missing: flag("allow_missing")?,
+                drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
+                drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
+            },
+            seed: SeedSettings {
+                dir: layers.parse("seeds", value::parse_path)?,
+                mode: layers.parse("seed_mode", |s| match s {
+                    "always" => Ok(SeedMode::Always),
+                    "on-change" | "on_change" => Ok(SeedMode::OnChange),
+                    _ => Err("expected `always` or `on-change`".into()),
+                })?,
+                statement_timeout,
+            },
+            log_format: layers.parse("log_format", |s| match s {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
                 _ => Err("expected `text` or `json`".into()),
             })?,
             log_level: layers.get("log_level").map(|(v, _)| v),
-            termination_log: layers.parse(
-                "termination_log",
-                "/dev/termination-log",
-                value::parse_path,
-            )?,
+            termination_log: layers.parse("termination_log", value::parse_path)?,
             file: file.path.clone(),
-        })
+        };
+        Ok((config, layers.read.into_inner()))
     }
 }
 
-pub fn flag_name(key: &str) -> String {
-    format!("--{}", key.replace(['_', '.'], "-"))
-}
-
-pub fn env_name(key: &str) -> String {
-    format!("DB_INIT_{}", key.replace('.', "_").to_ascii_uppercase())
-}
-
-/// The three sources, consulted in precedence order.
+/// The three sources, consulted in precedence order. Remembers which keys were read, so a
+/// setting added to the table but never loaded is caught by the tests.
 pub(crate) struct Layers<'a> {
     flags: BTreeMap<&'static str, String>,
     env: &'a dyn Fn(&str) -> Option<String>,
     file: &'a ConfigFile,
+    read: RefCell<BTreeSet<&'static str>>,
 }
 
 impl Layers<'_> {
     pub(crate) fn get(&self, key: &'static str) -> Option<(String, Origin)> {
+        self.read.borrow_mut().insert(key);
         if let Some(v) = self.flags.get(key) {
             return Some((v.clone(), Origin::Flag(flag_name(key))));
         }
@@ -274,12 +281,13 @@ impl Layers<'_> {
         })
     }
 
+    /// The value from the first source that has it, else the table's default, parsed.
     fn parse<T>(
         &self,
         key: &'static str,
-        default: &str,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
+        let default = settings::find(key).and_then(|s| s.default).unwrap_or("");
         let (raw, origin) = self
             .get(key)
             .unwrap_or((default.to_string(), Origin::Default));
@@ -323,7 +331,7 @@ impl ConfigFile {
                 message,
             },
             value::YamlError::UnknownKey(key) => ConfigError::UnknownKey {
-                suggestion: value::closest(&key, KEYS),
+                suggestion: value::closest(&key, settings::keys()),
                 key,
                 path: path.clone(),
             },
@@ -339,15 +347,16 @@ impl ConfigFile {
 mod tests {
     use super::*;
 
+    /// Every setting of the table is loaded: one added to the table but not to `load` fails here.
     #[test]
-    fn names_follow_the_key() {
-        assert_eq!(flag_name("drizzle.schema"), "--drizzle-schema");
-        assert_eq!(env_name("drizzle.schema"), "DB_INIT_DRIZZLE_SCHEMA");
-        assert_eq!(env_name("wait_timeout"), "DB_INIT_WAIT_TIMEOUT");
-    }
-
-    #[test]
-    fn default_lock_key_is_documented_constant() {
-        assert_eq!(DEFAULT_LOCK_KEY, 7815895486951160637);
+    fn every_setting_is_loaded() {
+        let env = |name: &str| (name == "DATABASE_URL").then(|| "postgres://u@h/db".to_string());
+        match Config::load_tracked(BTreeMap::new(), None, &env) {
+            Ok((_, read)) => {
+                let unread: Vec<&str> = settings::keys().filter(|k| !read.contains(k)).collect();
+                assert!(unread.is_empty(), "settings never loaded: {unread:?}");
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::KEYS;
+use super::settings;
 
 /// `250ms`, `30s`, `10m`, `1h`; a bare number is seconds (fractions allowed: `1.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -91,13 +91,11 @@ fn flatten_into(
         };
         match v {
             Value::Mapping(inner)
-                if KEYS
-                    .iter()
-                    .any(|known| known.starts_with(&format!("{key}."))) =>
+                if settings::keys().any(|known| known.starts_with(&format!("{key}."))) =>
             {
                 flatten_into(&key, inner, out)?
             }
-            _ if !KEYS.contains(&key.as_str()) => return Err(YamlError::UnknownKey(key)),
+            _ if settings::find(&key).is_none() => return Err(YamlError::UnknownKey(key)),
             Value::String(s) => {
                 out.insert(key, s.clone());
             }
@@ -115,9 +113,8 @@ fn flatten_into(
 }
 
 /// The known key nearest to a mistyped one, if it is close enough to be a likely typo.
-pub fn closest(key: &str, known: &[&str]) -> Option<String> {
+pub fn closest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
     known
-        .iter()
         .map(|k| (edit_distance(key, k), k))
         .filter(|(d, _)| *d <= 3)
         .min()
@@ -176,7 +173,7 @@ mod tests {
             _ => panic!("expected an unknown key"),
         }
         assert_eq!(
-            closest("wait_timout", KEYS).as_deref(),
+            closest("wait_timout", settings::keys()).as_deref(),
             Some("wait_timeout")
         );
     }

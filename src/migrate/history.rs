@@ -5,8 +5,9 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::plan::AppliedRow;
 use super::source::{Layout, Migration};
-use super::MigrateError;
-use crate::config::Config;
+use crate::config::MigrateSettings;
+use crate::pg::quote::{quote_ident, quote_literal};
+use crate::pg::{first_text, PgError};
 
 #[derive(Debug, Clone)]
 pub struct History {
@@ -15,22 +16,13 @@ pub struct History {
     table: String,
 }
 
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A string literal that means the same whatever `standard_conforming_strings` says.
-pub fn quote_literal(s: &str) -> String {
-    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
-
 impl History {
-    pub fn new(layout: Layout, cfg: &Config) -> History {
+    pub fn new(layout: Layout, settings: &MigrateSettings) -> History {
         match layout {
             Layout::Drizzle => History {
                 layout,
-                schema: cfg.drizzle_schema.clone(),
-                table: cfg.drizzle_table.clone(),
+                schema: settings.drizzle_schema.clone(),
+                table: settings.drizzle_table.clone(),
             },
             Layout::Numbered => History {
                 layout,
@@ -47,14 +39,14 @@ impl History {
 
     /// The rows, or `None` when the table does not exist. Existence is checked with
     /// `to_regclass` so that a run with nothing to do issues no DDL and no failing statement.
-    pub async fn read(&self, client: &Client) -> Result<Option<Vec<AppliedRow>>, MigrateError> {
+    pub async fn read(&self, client: &Client) -> Result<Option<Vec<AppliedRow>>, PgError> {
         let exists_sql = format!(
             "SELECT to_regclass({}) IS NOT NULL",
             quote_literal(&self.qualified())
         );
-        let exists = crate::db::first_text(client, &exists_sql)
+        let exists = first_text(client, &exists_sql)
             .await
-            .map_err(|e| MigrateError::db("reading the history", &e))?;
+            .map_err(|e| PgError::new("reading the history", e))?;
         if exists.as_deref() != Some("t") {
             return Ok(None);
         }
@@ -71,7 +63,7 @@ impl History {
         let messages = client
             .simple_query(&sql)
             .await
-            .map_err(|e| MigrateError::db(format!("reading {}", self.qualified()), &e))?;
+            .map_err(|e| PgError::new(format!("reading {}", self.qualified()), e))?;
         let mut rows = Vec::new();
         for msg in messages {
             if let SimpleQueryMessage::Row(row) = msg {
@@ -84,7 +76,7 @@ impl History {
     }
 
     /// Drizzle's DDL, statement for statement, so `pg_dump` cannot tell who created the table.
-    pub async fn create(&self, client: &Client) -> Result<(), MigrateError> {
+    pub async fn create(&self, client: &Client) -> Result<(), PgError> {
         let schema = quote_ident(&self.schema);
         let sql = match self.layout {
             Layout::Drizzle => format!(
@@ -107,7 +99,7 @@ impl History {
         client
             .batch_execute(&sql)
             .await
-            .map_err(|e| MigrateError::db(format!("creating {}", self.qualified()), &e))
+            .map_err(|e| PgError::new(format!("creating {}", self.qualified()), e))
     }
 
     /// The statement that records `m` as applied. Inside a migration's transaction the

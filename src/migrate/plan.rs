@@ -3,7 +3,7 @@
 
 use super::source::{Layout, Migration};
 use super::{sql, Problem};
-use crate::config::OutOfOrder;
+use crate::config::{MigrateSettings, OutOfOrder};
 
 /// One history row, whatever the layout: Drizzle's (`created_at`, `hash`) or db-init's
 /// (`version`, `checksum`).
@@ -19,6 +19,17 @@ pub struct Policy {
     pub out_of_order: OutOfOrder,
     pub allow_missing: bool,
     pub atomic: bool,
+}
+
+impl Policy {
+    pub fn new(s: &MigrateSettings, layout: Layout) -> Policy {
+        Policy {
+            layout,
+            out_of_order: s.out_of_order,
+            allow_missing: s.allow_missing,
+            atomic: s.atomic,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -150,6 +161,24 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
     }
     plan.missing = missing;
     plan
+}
+
+/// The checks that need no database: without one every migration may be pending, so every
+/// one is checked.
+pub fn offline_problems(source: &super::Source, atomic: bool) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = source.migrations.iter().flat_map(lint).collect();
+    if atomic {
+        problems.extend(
+            source
+                .migrations
+                .iter()
+                .filter(|m| m.no_transaction)
+                .map(|m| Problem::AtomicWithNoTransaction {
+                    file: m.file.clone(),
+                }),
+        );
+    }
+    problems
 }
 
 /// Statements that cannot run where db-init would run them. A migration without the marker

@@ -4,9 +4,8 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::{sql, MigrateError, Problem};
+use crate::text::{self, LineIndex};
 
 /// Drizzle's statement separator; chunks are split on it and nothing else.
 pub const BREAKPOINT: &str = "--> statement-breakpoint";
@@ -35,12 +34,13 @@ pub struct Migration {
     pub no_transaction: bool,
     /// Drizzle: breakpoint chunks. Numbered: one per top-level statement.
     pub statements: Vec<Range<usize>>,
+    lines: LineIndex,
 }
 
 impl Migration {
     fn new(version: i64, name: String, file: String, bytes: &[u8], layout: Layout) -> Migration {
-        let text = String::from_utf8_lossy(bytes).into_owned();
-        let checksum = hex(&Sha256::digest(text.as_bytes()));
+        let (text, _) = text::decode(bytes);
+        let checksum = text::sha256_hex(&text);
         let no_transaction = text
             .trim_start_matches('\u{feff}')
             .lines()
@@ -57,6 +57,7 @@ impl Migration {
             version,
             name,
             file,
+            lines: LineIndex::new(&text),
             text,
             checksum,
             no_transaction,
@@ -67,8 +68,10 @@ impl Migration {
     /// The SQL of statement `i` as it is sent: a leading BOM is not sent to the server
     /// (Drizzle sends it and fails with a syntax error; the checksum still covers it).
     pub fn statement_sql(&self, i: usize) -> (&str, usize) {
-        let range = self.statements[i].clone();
-        let sql = &self.text[range.clone()];
+        let Some(range) = self.statements.get(i) else {
+            return ("", self.text.len());
+        };
+        let sql = self.text.get(range.clone()).unwrap_or("");
         match sql.strip_prefix('\u{feff}') {
             Some(rest) => (rest, range.start + 3),
             None => (sql, range.start),
@@ -77,7 +80,7 @@ impl Migration {
 
     /// 1-based line and column (in characters) of a byte offset in the file.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        line_col(&self.text, offset)
+        self.lines.line_col(&self.text, offset)
     }
 }
 
@@ -268,22 +271,6 @@ fn chunks(text: &str) -> Vec<Range<usize>> {
     out
 }
 
-/// 1-based line and column (in characters) of a byte offset in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,10 +292,7 @@ mod tests {
             Layout::Drizzle,
         );
         assert_eq!(m.text, "SELECT '\u{fffd}';");
-        assert_eq!(
-            m.checksum,
-            hex(&Sha256::digest("SELECT '\u{fffd}';".as_bytes()))
-        );
+        assert_eq!(m.checksum, text::sha256_hex("SELECT '\u{fffd}';"));
     }
 
     #[test]

@@ -7,8 +7,9 @@ use serde_norway::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::{SeedError, SeedFile};
-use crate::migrate::history::{quote_ident, quote_literal};
+use super::{runs, SeedError, SeedFile};
+use crate::pg::quote::{quote_ident, quote_literal};
+use crate::pg::{describe, PgError, ServerError, Session};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +54,15 @@ impl Column {
 pub struct Prepared {
     pub statements: Vec<(String, Vec<Option<String>>)>,
     /// For error reports: (row number, column, value, SQL type) of every parameter, per statement.
-    cells: Vec<Vec<(usize, String, Option<String>, String)>>,
+    cells: Vec<Vec<Cell>>,
+}
+
+/// One bound value and where it came from, to name the row and column the server refused.
+struct Cell {
+    row: usize,
+    column: String,
+    value: Option<String>,
+    sql_type: String,
 }
 
 const MAX_PARAMS: usize = 30_000;
@@ -70,7 +79,7 @@ fn parse(seed: &SeedFile) -> Result<Spec, SeedError> {
     })
 }
 
-pub async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedError> {
+async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedError> {
     let invalid = |message: String| SeedError::Invalid {
         file: seed.name.clone(),
         message,
@@ -188,7 +197,12 @@ pub async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedE
                 let text = to_text(value, col)
                     .map_err(|m| invalid(format!("row {row_no}, column `{name}`: {m}")))?;
                 params.push(text.clone());
-                cells.push((row_no, name.clone(), text, col.sql_type.clone()));
+                cells.push(Cell {
+                    row: row_no,
+                    column: name.clone(),
+                    value: text,
+                    sql_type: col.sql_type.clone(),
+                });
                 exprs.push(cast(params.len(), col));
             }
             tuples.push(format!("({})", exprs.join(", ")));
@@ -246,10 +260,7 @@ async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column
          WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped",
         quote_literal(table)
     );
-    let messages = client
-        .simple_query(&sql)
-        .await
-        .map_err(|e| crate::db::describe(&e))?;
+    let messages = client.simple_query(&sql).await.map_err(|e| describe(&e))?;
     let mut out = BTreeMap::new();
     for m in messages {
         if let SimpleQueryMessage::Row(r) = m {
@@ -273,16 +284,12 @@ async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column
 }
 
 /// Runs the statements; the caller holds the transaction.
-pub async fn execute(
-    client: &Client,
-    seed: &SeedFile,
-    prepared: &Prepared,
-) -> Result<(), SeedError> {
+async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Result<(), SeedError> {
     for (k, (sql, params)) in prepared.statements.iter().enumerate() {
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         if let Err(e) = client.execute(sql.as_str(), &refs).await {
-            return Err(locate(client, seed, &prepared.cells[k], &e).await);
+            return Err(locate(client, seed, &prepared.cells[k], e).await);
         }
     }
     Ok(())
@@ -292,33 +299,52 @@ pub async fn execute(
 async fn locate(
     client: &Client,
     seed: &SeedFile,
-    cells: &[(usize, String, Option<String>, String)],
-    e: &tokio_postgres::Error,
+    cells: &[Cell],
+    e: tokio_postgres::Error,
 ) -> SeedError {
     let Some(db) = e.as_db_error() else {
-        return SeedError::Database {
-            context: format!("running {}", seed.name),
-            message: crate::db::describe(e),
-        };
+        return PgError::new(format!("running {}", seed.name), e).into();
     };
-    let mut place = None;
+    let mut place = seed.name.clone();
     if db.code().code().starts_with("22") {
-        // The failed INSERT left the transaction aborted; probe in a savepoint-free way after it.
+        // The failed INSERT left the transaction aborted; probe in a fresh one after it.
         let _ = client.batch_execute("ROLLBACK; BEGIN").await;
-        for (row, column, value, sql_type) in cells {
-            let probe = format!("SELECT CAST($1::text AS {sql_type})");
-            if client.execute(probe.as_str(), &[value]).await.is_err() {
-                place = Some((*row, column.clone()));
+        for cell in cells {
+            let probe = format!("SELECT CAST($1::text AS {})", cell.sql_type);
+            if client
+                .execute(probe.as_str(), &[&cell.value])
+                .await
+                .is_err()
+            {
+                place = format!(
+                    "{} at row {}, column `{}`",
+                    seed.name, cell.row, cell.column
+                );
                 break;
             }
         }
     }
-    SeedError::Row {
+    SeedError::Failed {
         file: seed.name.clone(),
-        row: place.as_ref().map(|p| p.0),
-        column: place.map(|p| p.1),
-        sqlstate: db.code().code().to_string(),
-        message: db.message().to_string(),
-        detail: db.detail().map(str::to_string),
+        place,
+        error: Box::new(ServerError::from_pg(&e)),
     }
+}
+
+/// Prepares against the catalog, then upserts in one transaction with the run record.
+pub async fn run(session: &Session, seed: &SeedFile) -> Result<(), SeedError> {
+    let prepared = prepare(session, seed).await?;
+    let db = |e| SeedError::from(PgError::new(format!("running {}", seed.name), e));
+    session.batch_execute("BEGIN").await.map_err(db)?;
+    let result = match execute(session, seed, &prepared).await {
+        Ok(()) => session
+            .batch_execute(&format!("{};\nCOMMIT", runs::record_sql(seed)))
+            .await
+            .map_err(db),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = session.batch_execute("ROLLBACK").await;
+    }
+    result
 }

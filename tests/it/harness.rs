@@ -233,6 +233,14 @@ impl Cluster {
     }
 }
 
+/// A cluster a test started is stopped even when the test fails (the run's main cluster lives
+/// in a static and is stopped by `atexit`).
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn from_url(url: &str) -> Result<Server, String> {
     let rest = url
         .split_once("://")
@@ -356,7 +364,7 @@ impl TestDb {
         )
     }
 
-    /// Copies a fixture folder (from ../shared/fixtures/drizzle) into the work dir.
+    /// Copies a fixture folder (from tests/fixtures/drizzle) into the work dir.
     pub fn fixture(&self, rel: &str, dest: &str) -> PathBuf {
         let to = self.work.join(dest);
         copy_dir(&fixtures().join(rel), &to);
@@ -395,7 +403,7 @@ pub fn write(dir: &Path, name: &str, text: &str) {
 }
 
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/drizzle")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drizzle")
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

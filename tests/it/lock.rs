@@ -159,11 +159,13 @@ fn sigterm_mid_statement_cancels_rolls_back_and_exits_143() {
 }
 
 #[test]
+#[ignore = "needs root for `unshare --pid --fork`: run by .ci/run with --ignored"]
 fn sigterm_as_pid_1_in_a_new_pid_namespace() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("NOT RUN: the PID 1 test needs root for `unshare --pid --fork`");
-        return;
-    }
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the PID 1 test needs root for `unshare --pid --fork`"
+    );
     let db = TestDb::new("pid1");
     sleeping_migration(&db);
     let mut cmd = Command::new("unshare");
@@ -176,13 +178,9 @@ fn sigterm_as_pid_1_in_a_new_pid_namespace() {
         .current_dir(&db.work)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let unshare = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("NOT RUN: unshare is not available: {e}");
-            return;
-        }
-    };
+    let unshare = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("unshare is not available: {e}"));
     wait_until("the migration to sleep", Duration::from_secs(10), || {
         sleep_is_running(&db)
     });
@@ -255,4 +253,48 @@ fn the_lock_is_released_after_success_and_after_failure() {
     std::fs::remove_file(dir.join("0002_bad.sql")).unwrap_or_else(|e| panic!("{e}"));
     db.run(&["migrate", "--lock-timeout", "0"]).expect(0);
     assert_eq!(advisory_locks(&db), "0");
+}
+
+/// In process, through the library: the session stays open after `with_lock` returns, so only
+/// the unlock itself can free the lock (a finished process would free it anyway).
+#[test]
+fn with_lock_releases_the_lock_in_the_same_session_after_ok_and_err() {
+    use db_init::config::{Config, LockSettings};
+    use db_init::pg::lock::{with_lock, LockError};
+
+    let db = TestDb::new("unlock_in_process");
+    let url = db.url();
+    let env = |name: &str| (name == "DATABASE_URL").then(|| url.clone());
+    let cfg = Config::load(Default::default(), None, &env).unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let database = cfg.database().unwrap_or_else(|e| panic!("{e}"));
+        let session = db_init::pg::connect(database, &cfg.connect)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lock = LockSettings {
+            key: 4242,
+            timeout: Duration::from_secs(5),
+        };
+        let ok: Result<u8, LockError> = with_lock(&session, lock, async {
+            assert_eq!(advisory_locks(&db), "1", "held inside the body");
+            Ok(7)
+        })
+        .await;
+        assert_eq!(ok.ok(), Some(7));
+        assert_eq!(advisory_locks(&db), "0", "still held after an Ok body");
+        let err: Result<u8, LockError> = with_lock(&session, lock, async {
+            Err(LockError::Timeout {
+                key: 0,
+                waited: Duration::ZERO,
+                holder: "the body failed".into(),
+            })
+        })
+        .await;
+        assert!(err.is_err());
+        assert_eq!(advisory_locks(&db), "0", "still held after an Err body");
+    });
 }

@@ -1,4 +1,4 @@
-//! Migrations against real Drizzle fixtures (../shared/fixtures/drizzle) and the numbered layout.
+//! Migrations against real Drizzle fixtures (tests/fixtures/drizzle, copied from the shared fixtures) and the numbered layout.
 
 use std::process::Command;
 

@@ -1,0 +1,224 @@
+//! One function per command, and the one place that handles SIGTERM / SIGINT: the job races the
+//! signal; on a signal the job is dropped and the session's owner here cancels the running
+//! statement, rolls back and releases the lock.
+
+use std::cell::OnceCell;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+use crate::cli::{Command, Format};
+use crate::config::Config;
+use crate::exit::{Error, Signal, Success};
+use crate::migrate::{self, baseline, source, Assessment, MigrateError, Source};
+use crate::pg::lock::with_lock;
+use crate::pg::{self, Session};
+use crate::{report, seed};
+
+/// Runs `command`, or stops it cleanly on a signal.
+pub async fn run(command: Command, cfg: &Config) -> Result<Success, Error> {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            return Err(Error::Internal(format!(
+                "cannot install signal handlers: {e}"
+            )))
+        }
+    };
+    let session = OnceCell::new();
+    let signal = tokio::select! {
+        result = dispatch(command, cfg, &session) => return result,
+        _ = term.recv() => Signal::Term,
+        _ = int.recv() => Signal::Int,
+    };
+    warn!(%signal, "interrupted: cancelling the running statement and releasing the lock");
+    let cleanup = match session.get() {
+        Some(session) => clean_up(session).await,
+        None => "no session was open".to_string(),
+    };
+    Err(Error::Interrupted { signal, cleanup })
+}
+
+/// Cancel, roll back, unlock, within the 2 s that Kubernetes and Compose users expect. Says
+/// only what it saw happen.
+async fn clean_up(session: &Session) -> String {
+    let steps = async {
+        if let Err(e) = session.cancel().await {
+            warn!(error = %pg::describe(&e), "could not send the cancel request");
+        }
+        // Queued behind the cancelled statement, on the same session.
+        let _ = session.batch_execute("ROLLBACK").await;
+        session
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await
+    };
+    match tokio::time::timeout(Duration::from_millis(1500), steps).await {
+        Ok(Ok(())) => "running statement cancelled, rolled back, lock released".into(),
+        Ok(Err(e)) => format!(
+            "cleanup failed ({}); the server ends the session and releases its lock when the connection closes",
+            pg::describe(&e)
+        ),
+        Err(_) => "cleanup did not finish within 1.5 s; the lock is released by the server only when it notices \
+                   the connection is gone"
+            .into(),
+    }
+}
+
+async fn dispatch(
+    command: Command,
+    cfg: &Config,
+    session: &OnceCell<Session>,
+) -> Result<Success, Error> {
+    match command {
+        Command::Run => job(cfg, session, Parts::BOTH).await,
+        Command::Migrate => job(cfg, session, Parts::MIGRATIONS).await,
+        Command::Seed => job(cfg, session, Parts::SEEDS).await,
+        Command::Wait => connect(cfg, session).await.map(|_| Success::Done),
+        Command::Status { format } => status(cfg, session, format).await,
+        Command::Validate { offline } => validate(cfg, session, offline).await,
+        Command::Plan => plan(cfg, session).await,
+        Command::Baseline { to } => baseline(cfg, session, &to).await,
+        Command::New { name } => {
+            let file = migrate::new::create(&cfg.migrate.dir, &name)?;
+            print(&format!("{}\n", file.display()))
+        }
+    }
+}
+
+async fn connect<'a>(cfg: &Config, cell: &'a OnceCell<Session>) -> Result<&'a Session, Error> {
+    let session = pg::connect(cfg.database()?, &cfg.connect).await?;
+    Ok(cell.get_or_init(|| session))
+}
+
+/// Which parts of the job a command runs.
+#[derive(Clone, Copy)]
+struct Parts {
+    migrations: bool,
+    seeds: bool,
+}
+
+impl Parts {
+    const BOTH: Parts = Parts {
+        migrations: true,
+        seeds: true,
+    };
+    const MIGRATIONS: Parts = Parts {
+        migrations: true,
+        seeds: false,
+    };
+    const SEEDS: Parts = Parts {
+        migrations: false,
+        seeds: true,
+    };
+}
+
+/// wait, lock, migrate, seed. The folders are read and checked before any connection, so a
+/// broken folder fails fast and never waits for a lock.
+async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Success, Error> {
+    let started = Instant::now();
+    let source = match parts.migrations {
+        true => Some(source::load(&cfg.migrate.dir)?),
+        false => None,
+    };
+    let seeds = match parts.seeds {
+        true => seed::load(&cfg.seed.dir)?,
+        false => Vec::new(),
+    };
+    let session = connect(cfg, cell).await?;
+    let (outcome, seeds_run) = with_lock(session, cfg.lock, async {
+        let outcome = match &source {
+            Some(source) => migrate::migrate(session, &cfg.migrate, source).await?,
+            None => migrate::Outcome::default(),
+        };
+        let seeds_run = seed::run(session, &cfg.seed, &seeds).await?;
+        Ok::<_, Error>((outcome, seeds_run))
+    })
+    .await?;
+    info!(
+        applied = outcome.applied,
+        already_applied = outcome.already_applied,
+        seeds = seeds_run,
+        ms = started.elapsed().as_millis() as u64,
+        "done: {} migration(s) applied, {} already applied, {} seed(s) run",
+        outcome.applied,
+        outcome.already_applied,
+        seeds_run
+    );
+    Ok(Success::Done)
+}
+
+async fn assessed(cfg: &Config, cell: &OnceCell<Session>) -> Result<(Source, Assessment), Error> {
+    let source = source::load(&cfg.migrate.dir)?;
+    let session = connect(cfg, cell).await?;
+    let assessment = migrate::assess(session, &cfg.migrate, &source).await?;
+    Ok((source, assessment))
+}
+
+async fn status(cfg: &Config, cell: &OnceCell<Session>, format: Format) -> Result<Success, Error> {
+    let (source, a) = assessed(cfg, cell).await?;
+    print(&match format {
+        Format::Text => report::status_text(&source, &a),
+        Format::Json => report::status_json(&source, &a),
+    })?;
+    MigrateError::validation(a.plan.problems.clone())?;
+    Ok(match a.plan.pending().is_empty() {
+        true => Success::Done,
+        false => Success::Pending,
+    })
+}
+
+async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Result<Success, Error> {
+    let problems = if offline {
+        let source = source::load(&cfg.migrate.dir)?;
+        seed::load(&cfg.seed.dir)?;
+        migrate::plan::offline_problems(&source, cfg.migrate.atomic)
+    } else {
+        assessed(cfg, cell).await?.1.plan.problems
+    };
+    MigrateError::validation(problems)?;
+    print("valid\n")
+}
+
+/// What `run` would send, in order.
+async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> {
+    let (source, a) = assessed(cfg, cell).await?;
+    MigrateError::validation(a.plan.problems.clone())?;
+    let seeds = seed::load(&cfg.seed.dir)?;
+    print(&report::plan_text(&source, &a, cfg, &seeds))
+}
+
+async fn baseline(cfg: &Config, cell: &OnceCell<Session>, to: &str) -> Result<Success, Error> {
+    let source = source::load(&cfg.migrate.dir)?;
+    let target = baseline::target(&source, to)?;
+    let session = connect(cfg, cell).await?;
+    let recorded = with_lock(session, cfg.lock, async {
+        Ok::<_, Error>(baseline::record(session, &cfg.migrate, &source, target).await?)
+    })
+    .await?;
+    info!(recorded, target = %source.migrations[target].file, "baseline: migrations recorded as applied without running them");
+    Ok(Success::Done)
+}
+
+fn print(s: &str) -> Result<Success, Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Internal(format!("writing to stdout: {e}")))?;
+    Ok(Success::Done)
+}
+
+/// Kubernetes shows this file in `kubectl describe pod`; only written when it already exists.
+pub fn write_termination_log(path: &std::path::Path, e: &Error) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "db-init: {e}");
+    }
+}

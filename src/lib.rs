@@ -1,0 +1,13 @@
+//! db-init as a library: the binary (`main.rs`) and the in-process tests use the same modules.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod logging;
+pub mod migrate;
+pub mod pg;
+pub mod report;
+pub mod retry;
+pub mod seed;
+pub mod text;

@@ -1,0 +1,111 @@
+//! Reaching the database: one session, retried with exponential backoff and jitter until
+//! `wait_timeout`, failing at once on errors that retrying cannot fix (SPEC section 1.2).
+
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::error::{classify, describe, Failure};
+use super::{tls, Session};
+use crate::config::{ConnectSettings, Database};
+use crate::retry::Backoff;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("database not reachable at {url} after waiting {waited:.1?} ({attempts} attempts); last error: {last}")]
+    Timeout {
+        url: String,
+        waited: Duration,
+        attempts: u32,
+        last: String,
+    },
+    #[error("connection to {url} refused for good: {reason}")]
+    Refused { url: String, reason: String },
+    #[error("TLS with {url} failed: {reason}")]
+    Tls { url: String, reason: String },
+}
+
+/// Connects, retrying transient failures until `wait_timeout`.
+pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, ConnectError> {
+    let url = db.redacted.clone();
+    if db.looks_like_pooler {
+        warn!(
+            "{url} looks like a transaction pooler (port 6543, a -pooler host or pgbouncer=true): it cannot hold \
+             the session-level advisory lock that keeps replicas from migrating at once; give db-init the direct \
+             URL in DIRECT_URL"
+        );
+    }
+    let (ssl_mode, tls) =
+        tls::connector(db.sslmode, db.sslrootcert.as_deref()).map_err(|reason| {
+            ConnectError::Tls {
+                url: url.clone(),
+                reason,
+            }
+        })?;
+    let mut pg = db.pg.clone();
+    pg.ssl_mode(ssl_mode)
+        .connect_timeout(s.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
+
+    let started = Instant::now();
+    let deadline = started + s.wait_timeout;
+    let mut backoff = Backoff::new(s.retry_initial, s.retry_max);
+    let mut attempts = 0u32;
+    let mut last_info: Option<Instant> = None;
+    loop {
+        attempts += 1;
+        let budget = s
+            .connect_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(50));
+        let last = match tokio::time::timeout(budget, pg.connect(tls.clone())).await {
+            Ok(Ok((client, connection))) => {
+                // The connection task ends when the client is dropped or the socket closes.
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        debug!(error = %e, "connection closed");
+                    }
+                });
+                info!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    attempts, "connected to {url}"
+                );
+                return Ok(Session::new(client, tls));
+            }
+            Ok(Err(e)) => match classify(&e) {
+                Failure::Refused => {
+                    return Err(ConnectError::Refused {
+                        url,
+                        reason: describe(&e),
+                    })
+                }
+                Failure::Tls => {
+                    return Err(ConnectError::Tls {
+                        url,
+                        reason: describe(&e),
+                    })
+                }
+                Failure::Transient => describe(&e),
+            },
+            Err(_) => format!("connection attempt timed out after {budget:?} (connect_timeout)"),
+        };
+        debug!(attempt = attempts, error = %last, "database not ready");
+        let now = Instant::now();
+        if last_info.is_none_or(|t| now - t >= Duration::from_secs(5)) {
+            info!(waited_ms = started.elapsed().as_millis() as u64, error = %last, "waiting for the database at {url}");
+            last_info = Some(now);
+        }
+        if now >= deadline {
+            return Err(ConnectError::Timeout {
+                url,
+                waited: started.elapsed(),
+                attempts,
+                last,
+            });
+        }
+        tokio::time::sleep(backoff.next_delay().min(deadline - now)).await;
+    }
+}

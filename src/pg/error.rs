@@ -1,0 +1,136 @@
+//! One error type for what the server or the connection said, with the SQLSTATE typed and the
+//! cause kept, and the rules that sort connection failures into "retry" and "give up".
+
+use std::error::Error as _;
+
+use tokio_postgres::error::SqlState;
+
+/// A failed query or connection, with what db-init was doing at the time.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {}", describe(.source))]
+pub struct PgError {
+    pub context: String,
+    #[source]
+    pub source: tokio_postgres::Error,
+}
+
+impl PgError {
+    pub fn new(context: impl Into<String>, source: tokio_postgres::Error) -> PgError {
+        PgError {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn code(&self) -> Option<&SqlState> {
+        self.source.code()
+    }
+}
+
+/// The error with its causes, and for server errors the SQLSTATE and detail.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("; detail: {d}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    s
+}
+
+/// What a failed connection attempt means for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server is starting, busy or not reachable yet: try again.
+    Transient,
+    /// Retrying cannot help: authentication, missing database, bad configuration.
+    Refused,
+    /// The TLS handshake failed (untrusted certificate, wrong host name).
+    Tls,
+}
+
+/// Sorts a connection failure by its type, not its text: server errors by SQLSTATE class,
+/// rustls errors as TLS, I/O errors (DNS, refused, reset) and connections closed without a
+/// cause as transient. tokio-postgres keeps its error kinds private; what is left (an
+/// authentication, configuration or "server does not support TLS" error) carries a cause that
+/// is not I/O, and retrying would not change it.
+pub fn classify(e: &tokio_postgres::Error) -> Failure {
+    if let Some(code) = e.code() {
+        let class = code.code().get(..2);
+        return if code == &SqlState::CANNOT_CONNECT_NOW
+            || code == &SqlState::TOO_MANY_CONNECTIONS
+            || class == Some("08")
+        {
+            Failure::Transient
+        } else {
+            Failure::Refused
+        };
+    }
+    let mut cause = e.source();
+    if cause.is_none() {
+        return Failure::Transient;
+    }
+    while let Some(c) = cause {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return Failure::Tls;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let inner = io.get_ref();
+            if inner.is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some()) {
+                return Failure::Tls;
+            }
+            return Failure::Transient;
+        }
+        cause = c.source();
+    }
+    Failure::Refused
+}
+
+/// What the server said about a failed statement, ready to print: SQLSTATE, message, detail,
+/// hint. For a failure without a server answer (connection lost) the SQLSTATE is `-----`.
+#[derive(Debug, Clone)]
+pub struct ServerError {
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl ServerError {
+    pub fn from_pg(e: &tokio_postgres::Error) -> ServerError {
+        match e.as_db_error() {
+            Some(db) => ServerError {
+                sqlstate: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+            },
+            None => ServerError {
+                sqlstate: "-----".into(),
+                message: describe(e),
+                detail: None,
+                hint: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ERROR {}: {}", self.sqlstate, self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, "\n  detail: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! PostgreSQL: connecting (with TLS), the session and its settings, the advisory lock, quoting,
+//! and the one server-error type.
+
+mod connect;
+mod error;
+pub mod lock;
+pub mod quote;
+mod session;
+pub mod tls;
+
+pub use connect::{connect, ConnectError};
+pub use error::{classify, describe, Failure, PgError, ServerError};
+pub use session::{column, first_text, Session};

@@ -1,0 +1,80 @@
+//! The one session db-init works on: the client, its cancel token, and the session settings.
+
+use std::time::Duration;
+
+use tokio_postgres::{CancelToken, Client, SimpleQueryMessage};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::PgError;
+
+pub struct Session {
+    client: Client,
+    cancel: CancelToken,
+    tls: MakeRustlsConnect,
+}
+
+impl Session {
+    pub(super) fn new(client: Client, tls: MakeRustlsConnect) -> Session {
+        Session {
+            cancel: client.cancel_token(),
+            client,
+            tls,
+        }
+    }
+
+    /// Asks the server to cancel whatever this session is running (over a separate connection).
+    pub async fn cancel(&self) -> Result<(), tokio_postgres::Error> {
+        self.cancel.cancel_query(self.tls.clone()).await
+    }
+
+    /// Session settings for doing work (migrations, seeds), sent once in one round trip.
+    /// `client_connection_check_interval` (PostgreSQL 14+) makes the server stop a statement
+    /// whose client died (kill -9, node loss) within a second instead of running it to the
+    /// end while holding its locks.
+    pub async fn work_settings(
+        &self,
+        lock_timeout: Option<Duration>,
+        statement_timeout: Duration,
+    ) -> Result<(), PgError> {
+        let mut sql = format!("SET statement_timeout = {};", statement_timeout.as_millis());
+        if let Some(t) = lock_timeout {
+            sql.push_str(&format!(" SET lock_timeout = {};", t.as_millis()));
+        }
+        sql.push_str(
+            " SELECT set_config('client_connection_check_interval', '1000', false) \
+             WHERE current_setting('server_version_num')::int >= 140000;",
+        );
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| PgError::new("setting statement_timeout / lock_timeout", e))
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The first column of the first row of a simple query, as text (`None` for no row or NULL).
+pub async fn first_text(
+    client: &Client,
+    sql: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(column(client, sql).await?.into_iter().next())
+}
+
+/// The first column of every row of a simple query, as text.
+pub async fn column(client: &Client, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect())
+}

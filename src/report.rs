@@ -1,0 +1,131 @@
+//! What `status` and `plan` print: the status table (text or JSON) and the exact SQL of a run.
+
+use crate::config::Config;
+use crate::migrate::plan::State;
+use crate::migrate::steps::{outside_statements, steps, Batch, Step};
+use crate::migrate::{Assessment, Source};
+use crate::seed::SeedFile;
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Applied => "applied",
+        State::Pending => "pending",
+        State::OutOfOrder => "out-of-order",
+        State::Changed => "changed",
+    }
+}
+
+fn applied_count(a: &Assessment) -> usize {
+    a.plan
+        .entries
+        .iter()
+        .filter(|e| e.state == State::Applied)
+        .count()
+}
+
+pub fn status_text(source: &Source, a: &Assessment) -> String {
+    let mut out = format!(
+        "migrations: {} ({:?} layout), history: {}\n",
+        source.dir.display(),
+        source.layout,
+        a.history.qualified()
+    );
+    out.push_str(&format!("{:<12} {:<16} {}\n", "STATE", "VERSION", "FILE"));
+    for e in &a.plan.entries {
+        let m = &source.migrations[e.index];
+        let state = state_name(e.state);
+        out.push_str(&format!("{state:<12} {:<16} {}\n", m.version, m.file));
+    }
+    for r in &a.plan.missing {
+        let v = r.version.map_or("?".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "{:<12} {v:<16} (no file; checksum {})\n",
+            "missing", r.checksum
+        ));
+    }
+    out.push_str(&format!(
+        "{} applied, {} pending, {} problem(s)\n",
+        applied_count(a),
+        a.plan.pending().len(),
+        a.plan.problems.len()
+    ));
+    out
+}
+
+pub fn status_json(source: &Source, a: &Assessment) -> String {
+    let migrations: Vec<serde_json::Value> = a
+        .plan
+        .entries
+        .iter()
+        .map(|e| {
+            let m = &source.migrations[e.index];
+            serde_json::json!({
+                "file": m.file, "name": m.name, "version": m.version, "state": e.state,
+                "checksum": m.checksum, "stored_checksum": e.stored,
+                "no_transaction": m.no_transaction,
+            })
+        })
+        .collect();
+    let missing: Vec<serde_json::Value> = a
+        .plan
+        .missing
+        .iter()
+        .map(|r| serde_json::json!({ "version": r.version, "checksum": r.checksum }))
+        .collect();
+    let problems: Vec<String> = a.plan.problems.iter().map(ToString::to_string).collect();
+    let pending = a.plan.pending().len();
+    let value = serde_json::json!({
+        "layout": source.layout,
+        "history_table": a.history.qualified(),
+        "migrations": migrations,
+        "missing": missing,
+        "problems": problems,
+        "applied": applied_count(a),
+        "pending": pending,
+        "up_to_date": pending == 0 && a.plan.problems.is_empty(),
+    });
+    format!("{value:#}\n")
+}
+
+/// The SQL `run` would send, in order: the same steps the applier executes.
+pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFile]) -> String {
+    let pending = a.plan.pending();
+    let mut out = format!(
+        "-- {} migration(s) to apply, history in {}\n",
+        pending.len(),
+        a.history.qualified()
+    );
+    for step in steps(source, &pending, cfg.migrate.atomic) {
+        match step {
+            Step::Transaction { indices, durable } => {
+                let names: Vec<&str> = indices
+                    .iter()
+                    .map(|&i| source.migrations[i].file.as_str())
+                    .collect();
+                out.push_str(&format!("-- {}\n", names.join(", ")));
+                out.push_str(&Batch::transaction(source, &a.history, &indices, durable).text);
+                out.push('\n');
+            }
+            Step::Outside(i) => {
+                let m = &source.migrations[i];
+                out.push_str(&format!(
+                    "-- {} (no transaction: one query per statement)\n",
+                    m.file
+                ));
+                for (_, _, sql) in outside_statements(m) {
+                    out.push_str(sql);
+                    out.push('\n');
+                }
+                out.push_str(&a.history.insert_sql(m, Some(0)));
+                out.push_str(";\n");
+            }
+        }
+    }
+    for s in seeds {
+        out.push_str(&format!(
+            "-- seed {} (seed_mode: {:?})\n",
+            s.name, cfg.seed.mode
+        ));
+    }
+    out
+}
