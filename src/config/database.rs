@@ -1,10 +1,15 @@
-//! Where the database is: URL resolution order, `_FILE` secrets, libpq variables, TLS mode, and
-//! password redaction for anything that may be printed.
+//! Where the database is: the order URLs are looked for in, `_FILE` secrets, libpq variables
+//! and the TLS mode. Reading the connection string is [`super::conn_string`]'s job; what of it
+//! may be printed is [`super::redact`]'s.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use tokio_postgres::config::Host;
+
+use super::conn_string::{parse, Parsed, SslParams};
+use super::redact::{describe, not_shown};
 use super::{ConfigError, Layers, Origin};
 
 /// libpq's sslmode values (`allow` is treated as `prefer`).
@@ -37,7 +42,8 @@ pub struct Database {
     pub pg: tokio_postgres::Config,
     pub sslmode: SslMode,
     pub sslrootcert: Option<PathBuf>,
-    /// The URL as given, with the password replaced by `***`: safe for logs.
+    /// Safe for logs: a URL rebuilt from the parsed settings (never cut out of the text given),
+    /// with the password, when there is one, shown as `***`.
     pub redacted: String,
     /// Port 6543, a `-pooler` host or `pgbouncer=true`: probably a transaction pooler, which
     /// cannot hold a session-level advisory lock.
@@ -65,18 +71,33 @@ pub(super) fn resolve(
     application_name: Option<&(String, Origin)>,
 ) -> Result<Option<Database>, ConfigError> {
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    let setting = |key: &'static str| layers.get(key);
     let Some((url, origin)) = find_url(layers, &env)? else {
-        return libpq_env(layers, &env, application_name);
+        return libpq_env(&setting, &env, application_name);
     };
-    let (rest, params) = split_ssl_params(&url);
-    let mut pg = tokio_postgres::Config::from_str(&rest).map_err(|e| ConfigError::Url {
-        url: redact(&url),
+    from_url(&url, origin, &setting, &env, application_name).map(Some)
+}
+
+/// A setting read through the layers (flag > `DB_INIT_*` > config file), by key.
+type Setting<'a> = &'a dyn Fn(&'static str) -> Option<(String, Origin)>;
+
+/// The target named by a URL or key=value string.
+fn from_url(
+    url: &str,
+    origin: Origin,
+    setting: Setting<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    application_name: Option<&(String, Origin)>,
+) -> Result<Database, ConfigError> {
+    let Parsed { mut pg, params } = parse(url).map_err(|reason| ConfigError::Url {
+        url: not_shown(url),
         origin: origin.clone(),
-        reason: e.to_string(),
+        reason,
     })?;
-    let sslmode = pick_sslmode(layers, params.sslmode, env("PGSSLMODE"))?;
-    let sslrootcert = layers
-        .get("sslrootcert")
+    // Described before db-init's own application_name is applied: this is what the text said.
+    let redacted = describe(&pg, &params);
+    let sslmode = pick_sslmode(setting("sslmode"), params.sslmode, env("PGSSLMODE"))?;
+    let sslrootcert = setting("sslrootcert")
         .map(|(v, _)| v)
         .or(params.sslrootcert)
         .or_else(|| env("PGSSLROOTCERT"))
@@ -95,15 +116,15 @@ pub(super) fn resolve(
         || pg
             .get_hosts()
             .iter()
-            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(h) if h.contains("-pooler")));
-    Ok(Some(Database {
+            .any(|h| matches!(h, Host::Tcp(h) if h.contains("-pooler")));
+    Ok(Database {
         pg,
         sslmode,
         sslrootcert,
-        redacted: redact(&url),
+        redacted,
         origin,
         looks_like_pooler,
-    }))
+    })
 }
 
 fn find_url(
@@ -139,11 +160,11 @@ fn find_url(
 }
 
 fn pick_sslmode(
-    layers: &Layers<'_>,
+    from_settings: Option<(String, Origin)>,
     from_url: Option<String>,
     from_pgsslmode: Option<String>,
 ) -> Result<SslMode, ConfigError> {
-    let (raw, origin) = match (layers.get("sslmode"), from_url, from_pgsslmode) {
+    let (raw, origin) = match (from_settings, from_url, from_pgsslmode) {
         (Some(setting), _, _) => setting,
         (None, Some(v), _) => (v, Origin::Env("database URL parameter sslmode".into())),
         (None, None, Some(v)) => (v, Origin::Env("PGSSLMODE".into())),
@@ -159,7 +180,7 @@ fn pick_sslmode(
 
 /// No URL anywhere: build one from libpq's variables when at least one of them is set.
 fn libpq_env(
-    layers: &Layers<'_>,
+    setting: Setting<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     application_name: Option<&(String, Origin)>,
 ) -> Result<Option<Database>, ConfigError> {
@@ -187,13 +208,12 @@ fn libpq_env(
     }
     let dbname = env("PGDATABASE").unwrap_or_else(|| user.clone());
     pg.dbname(&dbname);
+    let redacted = describe(&pg, &SslParams::default());
     pg.application_name(application_name.map_or("db-init", |(n, _)| n.as_str()));
-    let sslmode = pick_sslmode(layers, None, env("PGSSLMODE"))?;
-    let sslrootcert = layers
-        .get("sslrootcert")
+    let sslmode = pick_sslmode(setting("sslmode"), None, env("PGSSLMODE"))?;
+    let sslrootcert = setting("sslrootcert")
         .map(|(v, _)| v)
         .or_else(|| env("PGSSLROOTCERT"));
-    let redacted = format!("postgres://{user}@{host}:{port}/{dbname}");
     Ok(Some(Database {
         looks_like_pooler: port == 6543 || host.contains("-pooler"),
         pg,
@@ -204,171 +224,6 @@ fn libpq_env(
     }))
 }
 
-#[derive(Default)]
-struct SslParams {
-    sslmode: Option<String>,
-    sslrootcert: Option<String>,
-    pgbouncer: bool,
-}
-
-/// tokio-postgres rejects `verify-ca`/`verify-full` and does not know `sslrootcert`, so both
-/// are taken out of the URL (or key=value string) here and handled by db-init's TLS layer.
-/// Prisma's own parameters (`pgbouncer`, `connection_limit`, ...) often sit in the same
-/// `DATABASE_URL`; they mean nothing to PostgreSQL and are dropped.
-fn split_ssl_params(url: &str) -> (String, SslParams) {
-    let mut params = SslParams::default();
-    let mut take = |k: &str, v: &str| match k {
-        "sslmode" => {
-            params.sslmode = Some(percent_decode(v));
-            true
-        }
-        "sslrootcert" => {
-            params.sslrootcert = Some(percent_decode(v));
-            true
-        }
-        "pgbouncer" => {
-            params.pgbouncer = v == "true";
-            true
-        }
-        "connection_limit"
-        | "pool_timeout"
-        | "statement_cache_size"
-        | "schema"
-        | "socket_timeout" => true,
-        _ => false,
-    };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let Some((base, query)) = url.split_once('?') else {
-            return (url.to_string(), params);
-        };
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                !take(k, v)
-            })
-            .collect();
-        let rest = if kept.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        (rest, params)
-    } else {
-        let kept: Vec<&str> = url
-            .split_whitespace()
-            .filter(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                !take(k.trim(), v.trim_matches('\''))
-            })
-            .collect();
-        (kept.join(" "), params)
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Replaces the password of a URL (`user:secret@host`, `?password=`) or of a key=value string
-/// (`password=secret`) with `***`.
-pub fn redact(conn: &str) -> String {
-    if let Some((scheme, rest)) = conn.split_once("://") {
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => format!("{userinfo}@{host}"),
-            },
-            None => authority.to_string(),
-        };
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => {
-                let query: Vec<String> = query
-                    .split('&')
-                    .map(|p| {
-                        if p.starts_with("password=") {
-                            "password=***".into()
-                        } else {
-                            p.to_string()
-                        }
-                    })
-                    .collect();
-                format!("{path}?{}", query.join("&"))
-            }
-            None => tail.to_string(),
-        };
-        format!("{scheme}://{authority}{tail}")
-    } else {
-        conn.split_whitespace()
-            .map(|p| {
-                if p.starts_with("password=") {
-                    "password=***".to_string()
-                } else {
-                    p.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/app"),
-            "postgres://app:***@db:5432/app"
-        );
-        assert_eq!(
-            redact("postgres://app@db/app?password=x&sslmode=require"),
-            "postgres://app@db/app?password=***&sslmode=require"
-        );
-        assert_eq!(
-            redact("host=db password=x user=app"),
-            "host=db password=*** user=app"
-        );
-        assert_eq!(redact("postgres://db/app"), "postgres://db/app");
-        assert_eq!(
-            redact("postgres://u:p@ss@db/app"),
-            "postgres://u:***@db/app"
-        );
-    }
-
-    #[test]
-    fn ssl_params_are_taken_out() {
-        let (rest, p) = split_ssl_params(
-            "postgres://u@h/d?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem",
-        );
-        assert_eq!(rest, "postgres://u@h/d?application_name=x");
-        assert_eq!(p.sslmode.as_deref(), Some("verify-full"));
-        assert_eq!(p.sslrootcert.as_deref(), Some("/ca.pem"));
-        let (rest, p) = split_ssl_params("host=h sslmode=require user=u");
-        assert_eq!(rest, "host=h user=u");
-        assert_eq!(p.sslmode.as_deref(), Some("require"));
-    }
-}
+#[path = "database_tests.rs"]
+mod tests;

@@ -38,6 +38,15 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Comma-separated names (`a, b`); the YAML file may also give a list.
+pub fn parse_list(s: &str) -> Result<Vec<String>, String> {
+    Ok(s.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
 pub fn parse_path(s: &str) -> Result<PathBuf, String> {
     if s.is_empty() {
         return Err("expected a path".into());
@@ -106,17 +115,37 @@ fn flatten_into(
                 out.insert(key, b.to_string());
             }
             Value::Null => {}
+            Value::Sequence(items) => {
+                let mut parts = Vec::new();
+                for item in items {
+                    match item {
+                        Value::String(s) => parts.push(s.clone()),
+                        Value::Number(n) => parts.push(n.to_string()),
+                        _ => {
+                            return Err(YamlError::Syntax(format!(
+                                "`{key}` must be a list of names"
+                            )))
+                        }
+                    }
+                }
+                out.insert(key, parts.join(","));
+            }
             _ => return Err(YamlError::Syntax(format!("`{key}` must be a single value"))),
         }
     }
     Ok(())
 }
 
-/// The known key nearest to a mistyped one, if it is close enough to be a likely typo.
-pub fn closest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+/// The known name nearest to a mistyped one, if it is at most `max_edits` edits away: a likely
+/// typo.
+pub fn closest<'a>(
+    key: &str,
+    known: impl Iterator<Item = &'a str>,
+    max_edits: usize,
+) -> Option<String> {
     known
         .map(|k| (edit_distance(key, k), k))
-        .filter(|(d, _)| *d <= 3)
+        .filter(|(d, _)| *d <= max_edits)
         .min()
         .map(|(_, k)| k.to_string())
 }
@@ -173,7 +202,7 @@ mod tests {
             _ => panic!("expected an unknown key"),
         }
         assert_eq!(
-            closest("wait_timout", settings::keys()).as_deref(),
+            closest("wait_timout", settings::keys(), 3).as_deref(),
             Some("wait_timeout")
         );
     }
