@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::cli::{Command, Format};
 use crate::config::Config;
 use crate::exit::{Error, Signal, Success};
-use crate::migrate::{self, baseline, source, Assessment, MigrateError, Source};
+use crate::migrate::{self, baseline, repair, source, Assessment, MigrateError, Source};
 use crate::pg::lock::with_lock;
 use crate::pg::{self, Session};
 use crate::{report, seed};
@@ -83,6 +83,16 @@ async fn dispatch(
         Command::Validate { offline } => validate(cfg, session, offline).await,
         Command::Plan => plan(cfg, session).await,
         Command::Baseline { to } => baseline(cfg, session, &to).await,
+        Command::Repair {
+            migration,
+            all_changed,
+        } => {
+            let targets = match all_changed {
+                true => repair::Targets::AllChanged,
+                false => repair::Targets::Named(migration),
+            };
+            repair(cfg, session, &targets).await
+        }
         Command::New { name } => {
             let file = migrate::new::create(&cfg.migrate.dir, &name)?;
             print(&format!("{}\n", file.display()))
@@ -122,7 +132,11 @@ impl Parts {
 async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Success, Error> {
     let started = Instant::now();
     let source = match parts.migrations {
-        true => Some(source::load(&cfg.migrate.dir)?),
+        true => {
+            let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
+            MigrateError::validation(source.problems.clone())?;
+            Some(source)
+        }
         false => None,
     };
     let seeds = match parts.seeds {
@@ -153,7 +167,7 @@ async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Suc
 }
 
 async fn assessed(cfg: &Config, cell: &OnceCell<Session>) -> Result<(Source, Assessment), Error> {
-    let source = source::load(&cfg.migrate.dir)?;
+    let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
     let session = connect(cfg, cell).await?;
     let assessment = migrate::assess(session, &cfg.migrate, &source).await?;
     Ok((source, assessment))
@@ -174,7 +188,7 @@ async fn status(cfg: &Config, cell: &OnceCell<Session>, format: Format) -> Resul
 
 async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Result<Success, Error> {
     let problems = if offline {
-        let source = source::load(&cfg.migrate.dir)?;
+        let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
         seed::load(&cfg.seed.dir)?;
         migrate::plan::offline_problems(&source, cfg.migrate.atomic)
     } else {
@@ -193,7 +207,7 @@ async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> 
 }
 
 async fn baseline(cfg: &Config, cell: &OnceCell<Session>, to: &str) -> Result<Success, Error> {
-    let source = source::load(&cfg.migrate.dir)?;
+    let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
     let target = baseline::target(&source, to)?;
     let session = connect(cfg, cell).await?;
     let recorded = with_lock(session, cfg.lock, async {
@@ -202,6 +216,30 @@ async fn baseline(cfg: &Config, cell: &OnceCell<Session>, to: &str) -> Result<Su
     .await?;
     info!(recorded, target = %source.migrations[target].file, "baseline: migrations recorded as applied without running them");
     Ok(Success::Done)
+}
+
+async fn repair(
+    cfg: &Config,
+    cell: &OnceCell<Session>,
+    targets: &repair::Targets,
+) -> Result<Success, Error> {
+    let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
+    let session = connect(cfg, cell).await?;
+    let repaired = with_lock(session, cfg.lock, async {
+        Ok::<_, Error>(repair::repair(session, &cfg.migrate, &source, targets).await?)
+    })
+    .await?;
+    let mut out = String::new();
+    for r in &repaired {
+        out.push_str(&format!(
+            "repaired {}: checksum {} -> {}\n",
+            r.file, r.old, r.new
+        ));
+    }
+    if repaired.is_empty() {
+        out.push_str("nothing to repair: no applied migration's file changed\n");
+    }
+    print(&out)
 }
 
 fn print(s: &str) -> Result<Success, Error> {

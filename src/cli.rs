@@ -56,6 +56,16 @@ pub enum Command {
     },
     /// Print exactly what `run` would execute, in order, without changing anything.
     Plan,
+    /// Re-record the checksums of applied migrations whose files were edited on purpose.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["migration", "all_changed"])))]
+    Repair {
+        /// A changed migration to accept (tag, file name or version); repeatable.
+        #[arg(long, value_name = "TAG")]
+        migration: Vec<String>,
+        /// Every applied migration whose file changed.
+        #[arg(long)]
+        all_changed: bool,
+    },
     /// Create the next migration file.
     New {
         /// A short name, e.g. add_users; becomes <version>_<name>.sql.

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::migrate::plan::State;
-use crate::migrate::steps::{outside_statements, steps, Batch, Step};
+use crate::migrate::steps::{steps, Batch, Step};
 use crate::migrate::{Assessment, Source};
 use crate::seed::SeedFile;
 
@@ -34,7 +34,14 @@ pub fn status_text(source: &Source, a: &Assessment) -> String {
     for e in &a.plan.entries {
         let m = &source.migrations[e.index];
         let state = state_name(e.state);
-        out.push_str(&format!("{state:<12} {:<16} {}\n", m.version, m.file));
+        let outside = match &m.outside {
+            Some(why) => format!("  (outside a transaction: {why})"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "{state:<12} {:<16} {}{outside}\n",
+            m.version, m.file
+        ));
     }
     for r in &a.plan.missing {
         let v = r.version.map_or("?".to_string(), |v| v.to_string());
@@ -43,13 +50,29 @@ pub fn status_text(source: &Source, a: &Assessment) -> String {
             "missing", r.checksum
         ));
     }
+    for w in &a.plan.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    for p in &a.plan.problems {
+        out.push_str(&format!("problem: {p}\n"));
+    }
     out.push_str(&format!(
-        "{} applied, {} pending, {} problem(s)\n",
+        "{} applied, {} pending, {} problem(s), {} warning(s)\n",
         applied_count(a),
         a.plan.pending().len(),
-        a.plan.problems.len()
+        a.plan.problems.len(),
+        a.plan.warnings.len()
     ));
     out
+}
+
+/// A problem or warning as JSON: its fields (with `kind`) and the message the log shows.
+fn with_message<T: serde::Serialize + std::fmt::Display>(item: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("message".into(), item.to_string().into());
+    }
+    v
 }
 
 pub fn status_json(source: &Source, a: &Assessment) -> String {
@@ -62,7 +85,8 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
             serde_json::json!({
                 "file": m.file, "name": m.name, "version": m.version, "state": e.state,
                 "checksum": m.checksum, "stored_checksum": e.stored,
-                "no_transaction": m.no_transaction,
+                "transaction": if m.outside.is_some() { "outside" } else { "inside" },
+                "outside_reason": m.outside,
             })
         })
         .collect();
@@ -72,7 +96,8 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
         .iter()
         .map(|r| serde_json::json!({ "version": r.version, "checksum": r.checksum }))
         .collect();
-    let problems: Vec<String> = a.plan.problems.iter().map(ToString::to_string).collect();
+    let problems: Vec<serde_json::Value> = a.plan.problems.iter().map(with_message).collect();
+    let warnings: Vec<serde_json::Value> = a.plan.warnings.iter().map(with_message).collect();
     let pending = a.plan.pending().len();
     let value = serde_json::json!({
         "layout": source.layout,
@@ -80,6 +105,7 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
         "migrations": migrations,
         "missing": missing,
         "problems": problems,
+        "warnings": warnings,
         "applied": applied_count(a),
         "pending": pending,
         "up_to_date": pending == 0 && a.plan.problems.is_empty(),
@@ -108,11 +134,16 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFil
             }
             Step::Outside(i) => {
                 let m = &source.migrations[i];
+                let why = m
+                    .outside
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 out.push_str(&format!(
-                    "-- {} (no transaction: one query per statement)\n",
+                    "-- {} (outside a transaction, one query per statement: {why})\n",
                     m.file
                 ));
-                for (_, _, sql) in outside_statements(m) {
+                for (_, _, sql) in m.top_level_statements() {
                     out.push_str(sql);
                     out.push('\n');
                 }

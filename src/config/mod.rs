@@ -2,7 +2,9 @@
 //! each remembered with where it came from so an error can name it (SPEC section 6). Each part
 //! of the job gets its own group of settings, not the whole `Config`.
 
+mod conn_string;
 mod database;
+mod redact;
 pub mod settings;
 mod value;
 
@@ -70,8 +72,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid database URL {url} (from {origin}): {reason}")]
+    #[error("invalid database connection string {url} (from {origin}): {reason}")]
     Url {
+        /// Never the text itself, which may hold a password: see [`redact::not_shown`].
         url: String,
         origin: Origin,
         reason: String,
@@ -92,6 +95,13 @@ fn hint(suggestion: &Option<String>) -> String {
 pub enum OutOfOrder {
     Error,
     Allow,
+}
+
+/// What a `.sql` file that the Drizzle journal does not name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlisted {
+    Warn,
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +142,10 @@ pub struct MigrateSettings {
     pub atomic: bool,
     pub out_of_order: OutOfOrder,
     pub allow_missing: bool,
+    pub unlisted_files: Unlisted,
+    /// Migrations forced outside / inside a transaction, by tag or file name.
+    pub no_transaction: Vec<String>,
+    pub in_transaction: Vec<String>,
     pub drizzle_schema: String,
     pub drizzle_table: String,
 }
@@ -228,6 +242,13 @@ impl Config {
                     _ => Err("expected `error` or `allow`".into()),
                 })?,
                 allow_missing: flag("allow_missing")?,
+                unlisted_files: layers.parse("unlisted_files", |s| match s {
+                    "warn" => Ok(Unlisted::Warn),
+                    "error" => Ok(Unlisted::Error),
+                    _ => Err("expected `warn` or `error`".into()),
+                })?,
+                no_transaction: layers.parse("no_transaction", value::parse_list)?,
+                in_transaction: layers.parse("in_transaction", value::parse_list)?,
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
                 drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
             },
@@ -331,7 +352,7 @@ impl ConfigFile {
                 message,
             },
             value::YamlError::UnknownKey(key) => ConfigError::UnknownKey {
-                suggestion: value::closest(&key, settings::keys()),
+                suggestion: value::closest(&key, settings::keys(), 3),
                 key,
                 path: path.clone(),
             },

@@ -9,10 +9,12 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use super::history::History;
-use super::source::{Migration, Source};
-use super::steps::{outside_statements, steps, Batch, Step};
+use super::migration::Migration;
+use super::source::Source;
+use super::steps::{steps, Batch, Step};
 use super::{Failed, Location, MigrateError};
 use crate::config::MigrateSettings;
+use crate::pg::quote::quote_literal;
 use crate::pg::{self, PgError, ServerError, Session};
 use crate::retry::Backoff;
 
@@ -92,9 +94,10 @@ async fn run_transaction(
     }
 }
 
-/// Statement by statement in autocommit, then the history row: for `CREATE INDEX
-/// CONCURRENTLY` and the like. Each top-level statement is its own query, because a
-/// multi-statement query is an implicit transaction.
+/// Statement by statement, then the history row: for `CREATE INDEX CONCURRENTLY`, files that
+/// hold their own `BEGIN` / `COMMIT`, and the like. Each top-level statement is its own query,
+/// because a multi-statement query is an implicit transaction. The file's own transaction
+/// control is honoured, so what commits is what the file says commits.
 async fn run_outside_transaction(
     client: &Client,
     history: &History,
@@ -104,35 +107,107 @@ async fn run_outside_transaction(
 ) -> Result<(), MigrateError> {
     let m = &source.migrations[index];
     let started = Instant::now();
-    for (statement, offset, sql) in outside_statements(m) {
+    let statements = m.top_level_statements();
+    drop_invalid_indexes(client, m, &statements).await?;
+    let why = m
+        .outside
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    info!(migration = %m.file, why = %why, "running outside a transaction, statement by statement");
+    // Statements 1..=committed are durable; `open` is set while the file's own BEGIN is open.
+    let mut committed = 0;
+    let mut open = false;
+    for (n, (chunk, offset, sql)) in statements.iter().enumerate() {
+        let words = super::sql::statements(sql)
+            .into_iter()
+            .next()
+            .map(|s| s.words)
+            .unwrap_or_default();
         if let Err(e) = client.batch_execute(sql).await {
+            if open {
+                rollback(client).await;
+            }
             let (line, column) = m.line_col(offset + position_in(sql, &e));
             let location = Location {
-                statement: Some(statement),
+                statement: Some(*chunk),
                 line: Some(line),
                 column: Some(column),
             };
+            let applied = match committed {
+                0 => "none of its statements were committed".to_string(),
+                k => format!(
+                    "partly applied: statements 1..{k} of {} committed",
+                    statements.len()
+                ),
+            };
+            let unknown = if e.is_closed() || e.as_db_error().is_none() {
+                " The connection was lost before the server answered: whether this statement took effect is unknown."
+            } else {
+                ""
+            };
             let note = format!(
-                "{} runs outside a transaction (no-transaction marker): statements before statement {statement} \
-                 stay applied and no history row was written; make them idempotent (IF NOT EXISTS) and rerun. \
-                 {}",
+                "{} runs outside a transaction ({why}): {applied}, and no history row was written.{unknown}                  Make the statements idempotent (IF NOT EXISTS) or undo them, and rerun. {}",
                 m.file,
                 kept_note(applied_before)
             );
             return Err(failed(m, location, &e, note));
         }
+        match super::sql::opens_transaction(&words) {
+            Some(true) => open = true,
+            Some(false) => {
+                open = false;
+                committed = n + 1;
+            }
+            None if !open => committed = n + 1,
+            None => {}
+        }
     }
     let ms = started.elapsed().as_millis() as u64;
-    client
-        .batch_execute(&history.insert_sql(m, Some(ms)))
-        .await
-        .map_err(|e| {
-            PgError::new(
-                format!("recording {} in {}", m.file, history.qualified()),
-                e,
-            )
-            .into()
-        })
+    // A file that leaves its transaction open is committed with its history row, as Drizzle's
+    // final COMMIT would.
+    let record = match open {
+        true => format!("{};\nCOMMIT", history.insert_sql(m, Some(ms))),
+        false => history.insert_sql(m, Some(ms)),
+    };
+    client.batch_execute(&record).await.map_err(|e| {
+        PgError::new(
+            format!("recording {} in {}", m.file, history.qualified()),
+            e,
+        )
+        .into()
+    })
+}
+
+/// A `CREATE INDEX CONCURRENTLY` that failed leaves an INVALID index behind, and the retry
+/// would then fail on "already exists" (or, with IF NOT EXISTS, keep the broken index).
+/// Drops such indexes of this migration before it runs.
+async fn drop_invalid_indexes(
+    client: &Client,
+    m: &Migration,
+    statements: &[(usize, usize, &str)],
+) -> Result<(), MigrateError> {
+    for (_, _, sql) in statements {
+        let Some(name) = super::sql::concurrent_index_name(sql) else {
+            continue;
+        };
+        let check = format!(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i \
+             WHERE i.indexrelid = to_regclass({}) AND NOT i.indisvalid",
+            quote_literal(name)
+        );
+        let invalid = pg::first_text(client, &check)
+            .await
+            .map_err(|e| PgError::new(format!("looking for an INVALID index {name}"), e))?;
+        if let Some(index) = invalid {
+            warn!(migration = %m.file, index = %index, "dropping the INVALID index a failed CREATE INDEX CONCURRENTLY left behind, before running the migration again");
+            client
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+                .await
+                .map_err(|e| PgError::new(format!("dropping the INVALID index {index}"), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Byte offset of the server's error position within `sql`, or the statement's first

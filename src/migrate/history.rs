@@ -3,8 +3,9 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::migration::Migration;
 use super::plan::AppliedRow;
-use super::source::{Layout, Migration};
+use super::source::Layout;
 use crate::config::MigrateSettings;
 use crate::pg::quote::{quote_ident, quote_literal};
 use crate::pg::{first_text, PgError};
@@ -100,6 +101,21 @@ impl History {
             .batch_execute(&sql)
             .await
             .map_err(|e| PgError::new(format!("creating {}", self.qualified()), e))
+    }
+
+    /// Re-records the checksum of an applied migration whose file changed (`repair`).
+    pub fn update_checksum_sql(&self, m: &Migration, old: &str) -> String {
+        let (column, key) = match self.layout {
+            Layout::Drizzle => ("hash", "created_at"),
+            Layout::Numbered => ("checksum", "version"),
+        };
+        format!(
+            "UPDATE {} SET {column} = {} WHERE {key} = {} AND {column} = {}",
+            self.qualified(),
+            quote_literal(&m.checksum),
+            m.version,
+            quote_literal(old)
+        )
     }
 
     /// The statement that records `m` as applied. Inside a migration's transaction the

@@ -3,9 +3,11 @@
 pub mod apply;
 pub mod baseline;
 pub mod history;
+pub mod migration;
 pub mod new;
 pub mod plan;
 mod problem;
+pub mod repair;
 pub mod source;
 pub mod sql;
 pub mod steps;
@@ -18,7 +20,7 @@ use crate::config::MigrateSettings;
 use crate::pg::{PgError, ServerError, Session};
 pub use history::History;
 pub use plan::{Plan, Policy};
-pub use problem::Problem;
+pub use problem::{Problem, Warning};
 pub use source::{Layout, Source};
 
 /// Where in a file a failed statement is.
@@ -103,11 +105,14 @@ pub async fn assess(
 ) -> Result<Assessment, MigrateError> {
     let history = History::new(source.layout, settings);
     let rows = history.read(client).await?;
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         &source.migrations,
         rows.as_deref().unwrap_or(&[]),
         &Policy::new(settings, source.layout),
     );
+    // The folder's own problems and warnings first: one report with everything.
+    plan.problems.splice(0..0, source.problems.iter().cloned());
+    plan.warnings.splice(0..0, source.warnings.iter().cloned());
     Ok(Assessment {
         history,
         plan,
@@ -127,6 +132,9 @@ pub async fn migrate(
         table_exists,
     } = assess(session, settings, source).await?;
     MigrateError::validation(plan.problems.clone())?;
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
     let pending = plan.pending();
     let already_applied = plan.entries.len() - pending.len();
     if !pending.is_empty() {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::source::{self, NO_TRANSACTION_MARKER};
+use super::source;
 use super::MigrateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +50,8 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NewError> {
     let width = existing.iter().map(|(_, w)| *w).max().unwrap_or(4);
     let file = dir.join(format!("{next:0width$}_{slug}.sql"));
     let body = format!(
-        "-- {slug}\n-- Runs in one transaction with its history row. For CREATE INDEX CONCURRENTLY and\n\
-         -- the like, make `{NO_TRANSACTION_MARKER}` the first line.\n\n"
+        "-- {slug}\n-- Runs in one transaction with its history row; a migration holding CREATE INDEX\n\
+         -- CONCURRENTLY or its own BEGIN/COMMIT runs statement by statement outside one.\n\n"
     );
     std::fs::write(&file, body).map_err(io(&file))?;
     Ok(file)

@@ -1,8 +1,11 @@
 //! The pure planner: local migrations + history rows + policy -> what is applied, what is
 //! pending, and every problem that must stop the run before anything is applied.
 
-use super::source::{Layout, Migration};
-use super::{sql, Problem};
+use std::collections::HashMap;
+
+use super::migration::Migration;
+use super::source::{Layout, Source};
+use super::{Problem, Warning};
 use crate::config::{MigrateSettings, OutOfOrder};
 
 /// One history row, whatever the layout: Drizzle's (`created_at`, `hash`) or db-init's
@@ -58,6 +61,7 @@ pub struct Plan {
     /// History rows that match no local migration.
     pub missing: Vec<AppliedRow>,
     pub problems: Vec<Problem>,
+    pub warnings: Vec<Warning>,
 }
 
 impl Plan {
@@ -72,13 +76,20 @@ impl Plan {
 }
 
 pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -> Plan {
+    // Maps, so a folder of 10,000 migrations plans in linear time.
+    let by_version: HashMap<i64, usize> = migrations
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.version, i))
+        .collect();
+    let mut by_checksum: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, m) in migrations.iter().enumerate() {
+        by_checksum.entry(m.checksum.as_str()).or_default().push(i);
+    }
     let mut state: Vec<Option<(State, Option<String>)>> = vec![None; migrations.len()];
     let mut missing = Vec::new();
     for row in applied {
-        let by_version = row
-            .version
-            .and_then(|v| migrations.iter().position(|m| m.version == v));
-        match by_version {
+        match row.version.and_then(|v| by_version.get(&v).copied()) {
             Some(i) if migrations[i].checksum == row.checksum => {
                 state[i] = Some((State::Applied, None))
             }
@@ -91,17 +102,13 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
             None => {
                 // Drizzle identifies nothing by `when` itself; a row whose entry's `when` was
                 // rewritten is still the same migration if its hash matches.
+                let same_hash = by_checksum.get(row.checksum.as_str());
                 let by_hash = (policy.layout == Layout::Drizzle)
-                    .then(|| {
-                        migrations
-                            .iter()
-                            .enumerate()
-                            .position(|(i, m)| m.checksum == row.checksum && state[i].is_none())
-                    })
+                    .then(|| same_hash?.iter().copied().find(|&i| state[i].is_none()))
                     .flatten();
                 match by_hash {
                     Some(i) => state[i] = Some((State::Applied, None)),
-                    None if migrations.iter().any(|m| m.checksum == row.checksum) => {}
+                    None if same_hash.is_some() => {}
                     None => missing.push(row.clone()),
                 }
             }
@@ -117,20 +124,27 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
 
     let mut plan = Plan::default();
     for (index, m) in migrations.iter().enumerate() {
-        let (state, stored) = match state[index].take() {
+        let (mut state, stored) = match state[index].take() {
             Some(s) => s,
             None if newest_applied.is_some_and(|newest| m.version < newest) => {
                 (State::OutOfOrder, None)
             }
             None => (State::Pending, None),
         };
-        match state {
-            State::Changed => plan.problems.push(Problem::Changed {
+        match (&state, &stored) {
+            (State::Changed, Some(old)) if m.only_line_endings_differ(old) => {
+                state = State::Applied;
+                plan.warnings.push(Warning::LineEndings {
+                    file: m.file.clone(),
+                });
+            }
+            (State::Changed, _) => plan.problems.push(Problem::Changed {
                 file: m.file.clone(),
+                tag: m.name.clone(),
                 stored: stored.clone().unwrap_or_default(),
                 local: m.checksum.clone(),
             }),
-            State::OutOfOrder if policy.out_of_order == OutOfOrder::Error => {
+            (State::OutOfOrder, _) if policy.out_of_order == OutOfOrder::Error => {
                 plan.problems.push(Problem::OutOfOrder {
                     file: m.file.clone(),
                     newest_applied: newest_applied.unwrap_or_default(),
@@ -138,13 +152,13 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
             }
             _ => {}
         }
-        if matches!(state, State::Pending | State::OutOfOrder) {
-            plan.problems.extend(lint(m));
-            if policy.atomic && m.no_transaction {
-                plan.problems.push(Problem::AtomicWithNoTransaction {
-                    file: m.file.clone(),
-                });
-            }
+        if matches!(state, State::Pending | State::OutOfOrder)
+            && policy.atomic
+            && m.outside.is_some()
+        {
+            plan.problems.push(Problem::AtomicWithNoTransaction {
+                file: m.file.clone(),
+            });
         }
         plan.entries.push(Entry {
             index,
@@ -165,14 +179,14 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
 
 /// The checks that need no database: without one every migration may be pending, so every
 /// one is checked.
-pub fn offline_problems(source: &super::Source, atomic: bool) -> Vec<Problem> {
-    let mut problems: Vec<Problem> = source.migrations.iter().flat_map(lint).collect();
+pub fn offline_problems(source: &Source, atomic: bool) -> Vec<Problem> {
+    let mut problems = source.problems.clone();
     if atomic {
         problems.extend(
             source
                 .migrations
                 .iter()
-                .filter(|m| m.no_transaction)
+                .filter(|m| m.outside.is_some())
                 .map(|m| Problem::AtomicWithNoTransaction {
                     file: m.file.clone(),
                 }),
@@ -181,67 +195,12 @@ pub fn offline_problems(source: &super::Source, atomic: bool) -> Vec<Problem> {
     problems
 }
 
-/// Statements that cannot run where db-init would run them. A migration without the marker
-/// runs in a transaction, so it must not hold statements that refuse one, nor its own
-/// transaction control.
-pub fn lint(m: &Migration) -> Vec<Problem> {
-    if m.no_transaction {
-        return Vec::new();
-    }
-    let mut problems = Vec::new();
-    for (n, chunk) in m.statements.iter().enumerate() {
-        let text = &m.text[chunk.clone()];
-        for stmt in sql::statements(text) {
-            let offset = chunk.start + stmt.range.start + leading_blank(&text[stmt.range.clone()]);
-            let (line, column) = m.line_col(offset);
-            let statement = n + 1;
-            if let Some(what) = sql::needs_no_transaction(&stmt.words) {
-                problems.push(Problem::NeedsNoTransaction {
-                    file: m.file.clone(),
-                    statement,
-                    line,
-                    column,
-                    what,
-                });
-            } else if sql::is_transaction_control(&stmt.words) {
-                problems.push(Problem::TransactionControl {
-                    file: m.file.clone(),
-                    statement,
-                    line,
-                    column,
-                });
-            }
-        }
-    }
-    problems
-}
-
-/// Bytes of white space and comments before a statement's first keyword, so positions point
-/// at the statement rather than at the comment above it.
-fn leading_blank(s: &str) -> usize {
-    let mut i = 0;
-    let b = s.as_bytes();
-    while i < b.len() {
-        if b[i].is_ascii_whitespace() {
-            i += 1;
-        } else if s[i..].starts_with("--") {
-            i = s[i..].find('\n').map_or(b.len(), |n| i + n + 1);
-        } else if s[i..].starts_with('\u{feff}') {
-            i += 3;
-        } else {
-            break;
-        }
-    }
-    i
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn m(version: i64, sql: &str) -> Migration {
-        let file = format!("{version:04}_m.sql");
-        super::super::source::testing::migration(version, &file, sql, Layout::Drizzle)
+        super::super::migration::testing::migration(version, &format!("{version:04}_m.sql"), sql)
     }
 
     fn row(version: i64, checksum: &str) -> AppliedRow {
@@ -301,6 +260,7 @@ mod tests {
                 file,
                 stored,
                 local,
+                ..
             }] => {
                 assert_eq!(file, "0010_m.sql");
                 assert_eq!(stored, "abc");
@@ -364,34 +324,30 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_statement_needs_the_marker() {
-        let ms = [m(10, "CREATE TABLE t (x int);\n--> statement-breakpoint\n-- why\nCREATE INDEX CONCURRENTLY i ON t (x);")];
-        let p = plan(&ms, &[], &POLICY);
-        match &p.problems[..] {
-            [Problem::NeedsNoTransaction {
-                statement: 2,
-                line: 4,
-                column: 1,
-                ..
-            }] => {}
-            other => panic!("{other:?}"),
-        }
-        let marked = [m(
-            10,
-            "-- db-init: no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);",
-        )];
-        assert!(plan(&marked, &[], &POLICY).problems.is_empty());
+    fn a_migration_outside_a_transaction_cannot_join_an_atomic_batch() {
+        let ms = [m(10, "CREATE TABLE t (x int);\n--> statement-breakpoint\nCREATE INDEX CONCURRENTLY i ON t (x);")];
+        assert!(plan(&ms, &[], &POLICY).problems.is_empty());
         let atomic = Policy {
             atomic: true,
             ..POLICY
         };
         assert!(matches!(
-            &plan(&marked, &[], &atomic).problems[..],
+            &plan(&ms, &[], &atomic).problems[..],
             [Problem::AtomicWithNoTransaction { .. }]
         ));
         // Already applied: history, not a problem.
-        assert!(plan(&ms, &[row(10, &ms[0].checksum)], &POLICY)
+        assert!(plan(&ms, &[row(10, &ms[0].checksum)], &atomic)
             .problems
             .is_empty());
+    }
+
+    #[test]
+    fn a_line_ending_change_is_a_warning() {
+        let applied = m(10, "SELECT 1;\nSELECT 2;\n");
+        let converted = [m(10, "SELECT 1;\r\nSELECT 2;\r\n")];
+        let p = plan(&converted, &[row(10, &applied.checksum)], &POLICY);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert!(p.pending().is_empty());
+        assert!(matches!(&p.warnings[..], [Warning::LineEndings { .. }]));
     }
 }

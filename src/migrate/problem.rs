@@ -1,15 +1,16 @@
-//! Everything that stops a run before anything is applied (exit 7), with the message that says
-//! what to do about it.
+//! What is wrong with a folder against a database: problems stop a run before anything is
+//! applied (exit 7), warnings are logged and shown by `status`. Each message says what to do.
 
 use std::fmt;
 
-use super::source;
-
 /// Something that stops a run before anything is applied (exit 7).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     Changed {
         file: String,
+        /// What `repair --migration` takes.
+        tag: String,
         stored: String,
         local: String,
     },
@@ -25,8 +26,13 @@ pub enum Problem {
         tag: String,
         file: String,
     },
+    /// A `.sql` file the journal does not name, with `unlisted_files: error`.
     NotInJournal {
         file: String,
+    },
+    /// A journal tag that is not a plain file name (`../x`, `/etc/x`, `a/b`).
+    BadTag {
+        tag: String,
     },
     Duplicate {
         version: String,
@@ -41,23 +47,13 @@ pub enum Problem {
         column: usize,
         message: String,
     },
-    NeedsNoTransaction {
-        file: String,
-        statement: usize,
-        line: usize,
-        column: usize,
-        what: &'static str,
-    },
-    TransactionControl {
-        file: String,
-        statement: usize,
-        line: usize,
-        column: usize,
-    },
     AtomicWithNoTransaction {
         file: String,
     },
     BaselineTarget {
+        target: String,
+    },
+    RepairTarget {
         target: String,
     },
 }
@@ -65,10 +61,11 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Changed { file, stored, local } => write!(
+            Problem::Changed { file, tag, stored, local } => write!(
                 f,
                 "{file}: changed after it was applied (checksum in history {stored}, file now {local}); \
-                 restore the file and put the change in a new migration"
+                 restore the file and put the change in a new migration, or, if the edit is deliberate \
+                 and already in the database, record the new checksum with `db-init repair --migration {tag}`"
             ),
             Problem::Missing { version, checksum } => write!(
                 f,
@@ -87,8 +84,13 @@ impl fmt::Display for Problem {
             }
             Problem::NotInJournal { file } => write!(
                 f,
-                "{file} is not in meta/_journal.json (Drizzle would ignore it); add it to the journal \
-                 (drizzle-kit generate --custom) or remove it"
+                "{file} is not in meta/_journal.json (Drizzle ignores it; unlisted_files: error makes it \
+                 an error): remove it, or set unlisted_files: warn"
+            ),
+            Problem::BadTag { tag } => write!(
+                f,
+                "journal tag {tag:?} is not a plain file name in the migrations folder; db-init reads no \
+                 file outside it"
             ),
             Problem::Duplicate { version, file } => write!(f, "version {version} is used twice: {file}"),
             Problem::UnexpectedFile { file } => write!(
@@ -98,18 +100,6 @@ impl fmt::Display for Problem {
             Problem::BadJournal { file, line, column, message } => {
                 write!(f, "{file}:{line}:{column}: invalid journal: {message}")
             }
-            Problem::NeedsNoTransaction { file, statement, line, column, what } => write!(
-                f,
-                "{file}:{line}:{column}: statement {statement} ({what}) cannot run inside a transaction; \
-                 add `{}` as the first line of the file to run it outside one",
-                source::NO_TRANSACTION_MARKER
-            ),
-            Problem::TransactionControl { file, statement, line, column } => write!(
-                f,
-                "{file}:{line}:{column}: statement {statement} controls the transaction itself; db-init \
-                 runs each migration in its own transaction, so remove it (or mark the file with `{}`)",
-                source::NO_TRANSACTION_MARKER
-            ),
             Problem::AtomicWithNoTransaction { file } => write!(
                 f,
                 "{file} must run outside a transaction, so it cannot be part of an atomic: true batch"
@@ -117,6 +107,46 @@ impl fmt::Display for Problem {
             Problem::BaselineTarget { target } => {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
+            Problem::RepairTarget { target } => write!(
+                f,
+                "repair target {target} is not an applied migration whose file changed"
+            ),
+        }
+    }
+}
+
+/// Logged and shown by `status`; never stops a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    /// A `.sql` file the journal does not name: never applied, as Drizzle ignores it.
+    NotInJournal { file: String },
+    /// The recorded checksum is the file's after a CRLF <-> LF conversion.
+    LineEndings { file: String },
+    /// Bytes that are not UTF-8, sent as U+FFFD (as Drizzle sends them).
+    InvalidUtf8 {
+        file: String,
+        line: usize,
+        column: usize,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::NotInJournal { file } => write!(
+                f,
+                "{file} is not in meta/_journal.json: ignored, as Drizzle ignores it (never applied)"
+            ),
+            Warning::LineEndings { file } => write!(
+                f,
+                "{file}: only its line endings changed since it was applied (CRLF <-> LF, e.g. git autocrlf); \
+                 accepted as applied"
+            ),
+            Warning::InvalidUtf8 { file, line, column } => write!(
+                f,
+                "{file}:{line}:{column}: not valid UTF-8; such bytes reach the server as U+FFFD (as with Drizzle)"
+            ),
         }
     }
 }

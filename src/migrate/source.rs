@@ -1,16 +1,12 @@
-//! Reads a migrations folder (Drizzle journal or numbered SQL files) into migrations with their
-//! checksums and statements, exactly as Drizzle's migrator would see them.
+//! Reads a migrations folder (Drizzle journal or numbered SQL files) into migrations, exactly as
+//! Drizzle's migrator would see them, with every problem and warning of the folder at once.
 
-use std::ops::Range;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{sql, MigrateError, Problem};
-use crate::text::{self, LineIndex};
-
-/// Drizzle's statement separator; chunks are split on it and nothing else.
-pub const BREAKPOINT: &str = "--> statement-breakpoint";
-/// First-line marker for migrations that must run outside a transaction.
-pub const NO_TRANSACTION_MARKER: &str = "-- db-init: no-transaction";
+use super::migration::{Migration, Outside, Split};
+use super::{MigrateError, Problem, Warning};
+use crate::config::{MigrateSettings, Unlisted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,105 +15,63 @@ pub enum Layout {
     Numbered,
 }
 
-#[derive(Debug, Clone)]
-pub struct Migration {
-    /// Drizzle: the journal's `when` (what `created_at` stores). Numbered: the file's version.
-    pub version: i64,
-    /// Drizzle: the tag. Numbered: the part of the file name after `<version>_`.
-    pub name: String,
-    /// The file name, relative to the migrations folder, for messages.
-    pub file: String,
-    /// The file as Drizzle reads it: invalid UTF-8 replaced by U+FFFD, BOM and CRLF kept.
-    pub text: String,
-    /// SHA-256 hex of `text`: Drizzle's `hash`, db-init's `checksum`.
-    pub checksum: String,
-    pub no_transaction: bool,
-    /// Drizzle: breakpoint chunks. Numbered: one per top-level statement.
-    pub statements: Vec<Range<usize>>,
-    lines: LineIndex,
-}
-
-impl Migration {
-    fn new(version: i64, name: String, file: String, bytes: &[u8], layout: Layout) -> Migration {
-        let (text, _) = text::decode(bytes);
-        let checksum = text::sha256_hex(&text);
-        let no_transaction = text
-            .trim_start_matches('\u{feff}')
-            .lines()
-            .next()
-            .is_some_and(|first| first.trim().eq_ignore_ascii_case(NO_TRANSACTION_MARKER));
-        let statements = match layout {
-            Layout::Drizzle => chunks(&text),
-            Layout::Numbered => sql::statements(&text)
-                .into_iter()
-                .map(|s| s.range)
-                .collect(),
-        };
-        Migration {
-            version,
-            name,
-            file,
-            lines: LineIndex::new(&text),
-            text,
-            checksum,
-            no_transaction,
-            statements,
-        }
-    }
-
-    /// The SQL of statement `i` as it is sent: a leading BOM is not sent to the server
-    /// (Drizzle sends it and fails with a syntax error; the checksum still covers it).
-    pub fn statement_sql(&self, i: usize) -> (&str, usize) {
-        let Some(range) = self.statements.get(i) else {
-            return ("", self.text.len());
-        };
-        let sql = self.text.get(range.clone()).unwrap_or("");
-        match sql.strip_prefix('\u{feff}') {
-            Some(rest) => (rest, range.start + 3),
-            None => (sql, range.start),
-        }
-    }
-
-    /// 1-based line and column (in characters) of a byte offset in the file.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        self.lines.line_col(&self.text, offset)
-    }
-}
-
 #[derive(Debug)]
 pub struct Source {
     pub layout: Layout,
     pub dir: PathBuf,
     pub migrations: Vec<Migration>,
+    /// Problems of the folder itself (exit 7 before connecting).
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<Warning>,
 }
 
-/// Loads the folder. Structural problems (missing files, files the journal lacks, duplicate
-/// versions) come back together as one validation error, before any connection is made.
-pub fn load(dir: &Path) -> Result<Source, MigrateError> {
-    let io = |e: std::io::Error, path: &Path| MigrateError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let meta = std::fs::metadata(dir).map_err(|e| io(e, dir))?;
+/// Loads the folder. Only an unreadable folder or file is an error here; everything wrong with
+/// the folder's content comes back in `problems` and `warnings`, all of it at once.
+pub fn load(dir: &Path, settings: &MigrateSettings) -> Result<Source, MigrateError> {
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
     if !meta.is_dir() {
-        return Err(io(std::io::Error::other("not a directory"), dir));
+        return Err(io(dir)(std::io::Error::other("not a directory")));
     }
     let journal = dir.join("meta").join("_journal.json");
-    let (layout, migrations, problems) = if journal.exists() {
-        let (m, p) = load_drizzle(dir, &journal)?;
-        (Layout::Drizzle, m, p)
-    } else {
-        let (m, p) = load_numbered(dir)?;
-        (Layout::Numbered, m, p)
-    };
-    if !problems.is_empty() {
-        return Err(MigrateError::Validation { problems });
-    }
-    Ok(Source {
-        layout,
+    let mut source = Source {
+        layout: Layout::Numbered,
         dir: dir.to_path_buf(),
-        migrations,
-    })
+        migrations: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if journal.exists() {
+        source.layout = Layout::Drizzle;
+        load_drizzle(&mut source, &journal, settings.unlisted_files)?;
+    } else {
+        load_numbered(&mut source)?;
+    }
+    for m in &mut source.migrations {
+        if settings.in_transaction.iter().any(|n| names(m, n)) {
+            m.outside = None;
+        } else if settings.no_transaction.iter().any(|n| names(m, n)) {
+            m.outside = Some(Outside::Setting);
+        }
+        if let Some(at) = m.invalid_utf8_at {
+            let (line, column) = m.line_col(at);
+            source.warnings.push(Warning::InvalidUtf8 {
+                file: m.file.clone(),
+                line,
+                column,
+            });
+        }
+    }
+    Ok(source)
+}
+
+/// Whether a setting's entry names `m`: by tag / name, or file name.
+fn names(m: &Migration, entry: &str) -> bool {
+    m.name == entry || m.file == entry
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError {
+    let path = path.to_path_buf();
+    move |source| MigrateError::Io { path, source }
 }
 
 #[derive(serde::Deserialize)]
@@ -132,101 +86,115 @@ struct JournalEntry {
 }
 
 fn load_drizzle(
-    dir: &Path,
+    source: &mut Source,
     journal_path: &Path,
-) -> Result<(Vec<Migration>, Vec<Problem>), MigrateError> {
-    let text = std::fs::read_to_string(journal_path).map_err(|source| MigrateError::Io {
-        path: journal_path.to_path_buf(),
-        source,
-    })?;
-    let journal: Journal = serde_json::from_str(&text).map_err(|e| MigrateError::Validation {
-        problems: vec![Problem::BadJournal {
-            file: journal_path.display().to_string(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        }],
-    })?;
-    let mut problems = Vec::new();
-    let mut migrations = Vec::new();
-    for (i, entry) in journal.entries.iter().enumerate() {
-        let earlier = &journal.entries[..i];
-        if earlier
-            .iter()
-            .any(|e| e.tag == entry.tag || e.when == entry.when)
-        {
-            problems.push(Problem::Duplicate {
-                version: entry.when.to_string(),
-                file: format!("{}.sql", entry.tag),
+    unlisted: Unlisted,
+) -> Result<(), MigrateError> {
+    let dir = source.dir.clone();
+    let bytes = std::fs::read(journal_path).map_err(io(journal_path))?;
+    let journal: Journal = match serde_json::from_slice(&bytes) {
+        Ok(j) => j,
+        Err(e) => {
+            source.problems.push(Problem::BadJournal {
+                file: journal_path.display().to_string(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            });
+            return Ok(());
+        }
+    };
+    let mut tags = HashSet::new();
+    let mut whens = HashSet::new();
+    let mut listed = HashSet::new();
+    for entry in &journal.entries {
+        let file = format!("{}.sql", entry.tag);
+        listed.insert(file.clone());
+        if !is_plain_file_name(&entry.tag) {
+            source.problems.push(Problem::BadTag {
+                tag: entry.tag.clone(),
             });
             continue;
         }
-        let file = format!("{}.sql", entry.tag);
+        if !tags.insert(entry.tag.as_str()) {
+            source.problems.push(Problem::Duplicate {
+                version: format!("tag {}", entry.tag),
+                file,
+            });
+            continue;
+        }
+        if !whens.insert(entry.when) {
+            source.problems.push(Problem::Duplicate {
+                version: format!("when {}", entry.when),
+                file,
+            });
+            continue;
+        }
         match std::fs::read(dir.join(&file)) {
-            Ok(bytes) => migrations.push(Migration::new(
+            Ok(bytes) => source.migrations.push(Migration::new(
                 entry.when,
                 entry.tag.clone(),
                 file,
                 &bytes,
-                Layout::Drizzle,
+                Split::Breakpoints,
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                problems.push(Problem::NoFileForEntry {
+                source.problems.push(Problem::NoFileForEntry {
                     tag: entry.tag.clone(),
                     file,
                 })
             }
-            Err(source) => {
-                return Err(MigrateError::Io {
-                    path: dir.join(file),
-                    source,
-                })
+            Err(e) => return Err(io(&dir.join(file))(e)),
+        }
+    }
+    for name in sorted_files(&dir)? {
+        if name.ends_with(".sql") && !listed.contains(&name) {
+            match unlisted {
+                Unlisted::Warn => source.warnings.push(Warning::NotInJournal { file: name }),
+                Unlisted::Error => source.problems.push(Problem::NotInJournal { file: name }),
             }
         }
     }
-    for name in sorted_entries(dir)? {
-        if name.ends_with(".sql")
-            && !journal
-                .entries
-                .iter()
-                .any(|e| format!("{}.sql", e.tag) == name)
-        {
-            problems.push(Problem::NotInJournal { file: name });
-        }
-    }
-    Ok((migrations, problems))
+    Ok(())
 }
 
-fn load_numbered(dir: &Path) -> Result<(Vec<Migration>, Vec<Problem>), MigrateError> {
-    let mut problems = Vec::new();
-    let mut migrations: Vec<Migration> = Vec::new();
-    for name in sorted_entries(dir)? {
+/// A tag names `<tag>.sql` in the folder itself: no separators, no `..`, nothing absolute.
+fn is_plain_file_name(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag != "."
+        && tag != ".."
+        && !tag.contains(['/', '\\', '\0'])
+        && Path::new(tag).components().count() == 1
+}
+
+fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
+    let dir = source.dir.clone();
+    let mut seen: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for name in sorted_files(&dir)? {
         if name.starts_with('.') || name.ends_with(".down.sql") {
             continue;
         }
         let Some((version, rest)) = parse_numbered(&name) else {
-            problems.push(Problem::UnexpectedFile { file: name });
+            source
+                .problems
+                .push(Problem::UnexpectedFile { file: name.clone() });
             continue;
         };
-        if let Some(other) = migrations.iter().find(|m| m.version == version) {
-            problems.push(Problem::Duplicate {
+        if let Some(other) = seen.get(&version) {
+            source.problems.push(Problem::Duplicate {
                 version: version.to_string(),
-                file: format!("{} and {name}", other.file),
+                file: format!("{other} and {name}"),
             });
             continue;
         }
+        seen.insert(version, name.clone());
         let path = dir.join(&name);
-        let bytes = std::fs::read(&path).map_err(|source| MigrateError::Io { path, source })?;
-        migrations.push(Migration::new(
-            version,
-            rest.to_string(),
-            name,
-            &bytes,
-            Layout::Numbered,
-        ));
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let m = Migration::new(version, rest.to_string(), name, &bytes, Split::Statements);
+        source.migrations.push(m);
     }
-    migrations.sort_by_key(|m| m.version);
-    Ok((migrations, problems))
+    source.migrations.sort_by_key(|m| m.version);
+    Ok(())
 }
 
 /// `0001_init.sql` -> (1, "init"). The version is all digits and fits an i64.
@@ -239,17 +207,11 @@ pub fn parse_numbered(file: &str) -> Option<(i64, &str)> {
     Some((digits.parse().ok()?, name))
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<String>, MigrateError> {
-    let read = std::fs::read_dir(dir).map_err(|source| MigrateError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+/// The plain files of a folder, sorted by name.
+fn sorted_files(dir: &Path) -> Result<Vec<String>, MigrateError> {
     let mut names = Vec::new();
-    for entry in read {
-        let entry = entry.map_err(|source| MigrateError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             continue;
         }
@@ -259,77 +221,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<String>, MigrateError> {
     Ok(names)
 }
 
-/// `text.split("--> statement-breakpoint")` as byte ranges: no trimming, empty chunks kept.
-fn chunks(text: &str) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (at, _) in text.match_indices(BREAKPOINT) {
-        out.push(start..at);
-        start = at + BREAKPOINT.len();
-    }
-    out.push(start..text.len());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_split_like_javascript() {
-        let t = "A;--> statement-breakpoint\nB;--> statement-breakpoint";
-        let parts: Vec<&str> = chunks(t).into_iter().map(|r| &t[r]).collect();
-        assert_eq!(parts, vec!["A;", "\nB;", ""]);
-    }
-
-    #[test]
-    fn hash_of_invalid_utf8_uses_replacement_characters() {
-        let m = Migration::new(
-            1,
-            "x".into(),
-            "x.sql".into(),
-            b"SELECT '\xff';",
-            Layout::Drizzle,
-        );
-        assert_eq!(m.text, "SELECT '\u{fffd}';");
-        assert_eq!(m.checksum, text::sha256_hex("SELECT '\u{fffd}';"));
-    }
-
-    #[test]
-    fn marker_on_first_line_even_after_a_bom() {
-        let m = Migration::new(
-            1,
-            "x".into(),
-            "x.sql".into(),
-            "\u{feff}-- db-init: no-transaction\nVACUUM;".as_bytes(),
-            Layout::Numbered,
-        );
-        assert!(m.no_transaction);
-        let m = Migration::new(
-            1,
-            "x".into(),
-            "x.sql".into(),
-            b"VACUUM;\n-- db-init: no-transaction\n",
-            Layout::Numbered,
-        );
-        assert!(!m.no_transaction);
-    }
-
-    #[test]
-    fn bom_is_not_sent_and_positions_count_characters() {
-        let m = Migration::new(
-            1,
-            "x".into(),
-            "x.sql".into(),
-            "\u{feff}SELECT 1;\nSELECT 'é', x;".as_bytes(),
-            Layout::Drizzle,
-        );
-        let (sql, offset) = m.statement_sql(0);
-        assert!(sql.starts_with("SELECT 1"));
-        assert_eq!(offset, 3);
-        let x = m.text.find(", x").map(|n| n + 2).unwrap_or(0);
-        assert_eq!(m.line_col(x), (2, 13));
-    }
 
     #[test]
     fn numbered_names() {
@@ -342,19 +236,12 @@ mod tests {
         assert_eq!(parse_numbered("0001.sql"), None);
         assert_eq!(parse_numbered("01a_x.sql"), None);
     }
-}
 
-#[cfg(test)]
-pub mod testing {
-    use super::*;
-
-    pub fn migration(version: i64, file: &str, sql: &str, layout: Layout) -> Migration {
-        Migration::new(
-            version,
-            file.trim_end_matches(".sql").to_string(),
-            file.to_string(),
-            sql.as_bytes(),
-            layout,
-        )
+    #[test]
+    fn tags_must_be_plain_file_names() {
+        assert!(is_plain_file_name("0000_light_mephisto"));
+        for bad in ["../outside", "/etc/passwd", "a/b", "..", ".", "", "a\\b"] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
     }
 }

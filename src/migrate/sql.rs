@@ -171,11 +171,100 @@ pub fn needs_no_transaction(words: &[String]) -> Option<&'static str> {
 }
 
 /// Transaction control written into a migration would end db-init's own transaction early.
-pub fn is_transaction_control(words: &[String]) -> bool {
+pub fn transaction_control(words: &[String]) -> Option<&'static str> {
     let w = |k: usize| words.get(k).map(String::as_str).unwrap_or("");
-    matches!(w(0), "COMMIT" | "ROLLBACK" | "ABORT" | "END")
+    let control = matches!(w(0), "COMMIT" | "ROLLBACK" | "ABORT" | "END")
         || (w(0) == "BEGIN" && w(1) != "ATOMIC")
-        || (w(0) == "START" && w(1) == "TRANSACTION")
+        || (w(0) == "START" && w(1) == "TRANSACTION");
+    control.then_some("transaction control (BEGIN / COMMIT / ...)")
+}
+
+/// Whether a statement opens (`Some(true)`) or ends (`Some(false)`) a transaction block.
+pub fn opens_transaction(words: &[String]) -> Option<bool> {
+    let w = |k: usize| words.get(k).map(String::as_str).unwrap_or("");
+    match (w(0), w(1)) {
+        ("BEGIN", "ATOMIC") => None,
+        ("BEGIN", _) | ("START", "TRANSACTION") => Some(true),
+        ("COMMIT" | "ROLLBACK" | "ABORT" | "END", _) => Some(false),
+        _ => None,
+    }
+}
+
+/// Bytes of white space and comments before a statement's first keyword, so positions point
+/// at the statement rather than at the comment above it.
+pub fn leading_blank(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+        } else if b[i] == b'-' && b.get(i + 1) == Some(&b'-') {
+            i = s[i..].find('\n').map_or(b.len(), |n| i + n + 1);
+        } else if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(b, i);
+        } else if s[i..].starts_with('\u{feff}') {
+            i += 3;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// The name of the index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON ...`
+/// creates, as written (quoted or schema-qualified), so a failed attempt's INVALID index can be
+/// found with `to_regclass`.
+pub fn concurrent_index_name(stmt: &str) -> Option<&str> {
+    let rest = stmt.get(leading_blank(stmt)..)?;
+    let mut tokens = Tokens { s: rest, at: 0 };
+    let mut word = |expected: &str| {
+        tokens
+            .next()
+            .is_some_and(|t| t.eq_ignore_ascii_case(expected))
+    };
+    if !word("CREATE") {
+        return None;
+    }
+    let mut t = tokens.next()?;
+    if t.eq_ignore_ascii_case("UNIQUE") {
+        t = tokens.next()?;
+    }
+    if !t.eq_ignore_ascii_case("INDEX") || !tokens.next()?.eq_ignore_ascii_case("CONCURRENTLY") {
+        return None;
+    }
+    let mut name = tokens.next()?;
+    if name.eq_ignore_ascii_case("IF") {
+        tokens.next()?;
+        tokens.next()?;
+        name = tokens.next()?;
+    }
+    (!name.eq_ignore_ascii_case("ON")).then_some(name)
+}
+
+/// Words and quoted identifiers (a dotted name stays one token), separated by white space.
+struct Tokens<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        while self.at < b.len() && b[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+        let start = self.at;
+        while self.at < b.len() && !b[self.at].is_ascii_whitespace() && b[self.at] != b'(' {
+            if b[self.at] == b'"' {
+                self.at = skip_quoted(b, self.at, b'"', false);
+            } else {
+                self.at += 1;
+            }
+        }
+        (self.at > start)
+            .then(|| self.s.get(start..self.at))
+            .flatten()
+    }
 }
 
 #[cfg(test)]
@@ -228,8 +317,28 @@ mod tests {
         assert!(needs_no_transaction(&words("VACUUM ANALYZE t")).is_some());
         assert!(needs_no_transaction(&words("ALTER SYSTEM SET x = 1")).is_some());
         assert!(needs_no_transaction(&words("CREATE TABLE t (x int)")).is_none());
-        assert!(is_transaction_control(&words("COMMIT")));
-        assert!(is_transaction_control(&words("BEGIN;")));
-        assert!(!is_transaction_control(&words("DO $$ BEGIN NULL; END $$")));
+        assert!(transaction_control(&words("COMMIT")).is_some());
+        assert!(transaction_control(&words("BEGIN;")).is_some());
+        assert!(transaction_control(&words("DO $$ BEGIN NULL; END $$")).is_none());
+    }
+
+    #[test]
+    fn names_the_index_of_a_concurrent_create() {
+        let name = |s: &str| concurrent_index_name(s).map(str::to_string);
+        assert_eq!(
+            name("CREATE INDEX CONCURRENTLY i ON t (x)").as_deref(),
+            Some("i")
+        );
+        assert_eq!(
+            name("-- c\ncreate unique index concurrently if not exists \"My Idx\" on t(x)")
+                .as_deref(),
+            Some("\"My Idx\"")
+        );
+        assert_eq!(
+            name("CREATE INDEX CONCURRENTLY s.i ON t (x)").as_deref(),
+            Some("s.i")
+        );
+        assert_eq!(name("CREATE INDEX CONCURRENTLY ON t (x)"), None);
+        assert_eq!(name("CREATE INDEX i ON t (x)"), None);
     }
 }

@@ -3,8 +3,8 @@
 //! statement. `run` executes these steps and `plan` prints them, so the two cannot disagree.
 
 use super::history::History;
-use super::source::{Migration, Source};
-use super::{sql, Location};
+use super::source::Source;
+use super::Location;
 
 /// The text sent for one or more migrations, and where each statement of it came from.
 #[derive(Debug, Default)]
@@ -119,28 +119,18 @@ pub fn steps(source: &Source, pending: &[usize], atomic: bool) -> Vec<Step> {
     pending
         .iter()
         .enumerate()
-        .map(
-            |(k, &i)| match source.migrations.get(i).is_some_and(|m| m.no_transaction) {
+        .map(|(k, &i)| {
+            match source
+                .migrations
+                .get(i)
+                .is_some_and(|m| m.outside.is_some())
+            {
                 true => Step::Outside(i),
                 false => Step::Transaction {
                     indices: vec![i],
                     durable: k + 1 == pending.len(),
                 },
-            },
-        )
+            }
+        })
         .collect()
-}
-
-/// The queries a no-transaction migration is sent as: each top-level statement alone, since a
-/// multi-statement query is an implicit transaction. Yields (statement number, byte offset in
-/// the file, SQL).
-pub fn outside_statements(m: &Migration) -> Vec<(usize, usize, &str)> {
-    let mut out = Vec::new();
-    for s in 0..m.statements.len() {
-        let (chunk, offset) = m.statement_sql(s);
-        for stmt in sql::statements(chunk) {
-            out.push((s + 1, offset + stmt.range.start, &chunk[stmt.range]));
-        }
-    }
-    out
 }

@@ -5,6 +5,7 @@ mod harness;
 mod lock;
 mod migrate;
 mod package;
+mod patterns;
 mod seed;
 mod tls;
 mod wait;

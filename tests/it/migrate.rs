@@ -4,21 +4,21 @@ use std::process::Command;
 
 use crate::harness::{fixtures, server, wait_until, write, TestDb};
 
-const HISTORY: &str = "SELECT id || E'\\t' || hash || E'\\t' || created_at FROM drizzle.__drizzle_migrations ORDER BY id";
+pub(crate) const HISTORY: &str = "SELECT id || E'\\t' || hash || E'\\t' || created_at FROM drizzle.__drizzle_migrations ORDER BY id";
 
-fn expected_rows(tsv: &str) -> String {
+pub(crate) fn expected_rows(tsv: &str) -> String {
     let text =
         std::fs::read_to_string(fixtures().join(tsv)).unwrap_or_else(|e| panic!("{tsv}: {e}"));
     text.lines().skip(1).collect::<Vec<_>>().join("\n")
 }
 
-fn migrate(db: &TestDb, dir: &str, extra: &[&str]) -> crate::harness::Run {
+pub(crate) fn migrate(db: &TestDb, dir: &str, extra: &[&str]) -> crate::harness::Run {
     let mut args = vec!["migrate", "--migrations", dir];
     args.extend_from_slice(extra);
     db.run(&args)
 }
 
-fn schema_dump(db: &TestDb) -> String {
+pub(crate) fn schema_dump(db: &TestDb) -> String {
     let out = Command::new(server().bin.join("pg_dump"))
         .args(["--schema-only", "--no-owner", "--no-privileges", "-d"])
         .arg(db.url())
@@ -33,7 +33,7 @@ fn schema_dump(db: &TestDb) -> String {
 }
 
 /// Drops what differs between pg_dump runs and versions, not between schemas.
-fn normalise_dump(s: &str) -> String {
+pub(crate) fn normalise_dump(s: &str) -> String {
     s.lines()
         .filter(|l| {
             !l.starts_with("\\restrict")
@@ -132,36 +132,49 @@ fn duplicate_hash_rows_from_drizzles_race_are_accepted() {
 }
 
 #[test]
-fn concurrently_is_refused_without_the_marker_and_runs_outside_a_transaction_with_it() {
+fn concurrently_runs_outside_a_transaction_without_editing_the_file() {
     let db = TestDb::new("concurrently");
     let dir = db.fixture("concurrently/drizzle", "migrations");
-    let run = migrate(&db, "migrations", &[]);
-    run.expect(7);
-    assert!(
-        run.stderr
-            .contains("0001_events_index_concurrently.sql:3:1"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("-- db-init: no-transaction"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(db.sql("SELECT to_regclass('events') IS NULL AND to_regclass('drizzle.__drizzle_migrations') IS NULL"), "t");
-
     let file = dir.join("0001_events_index_concurrently.sql");
     let original = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
-    let mut marked = b"-- db-init: no-transaction\n".to_vec();
-    marked.extend_from_slice(&original);
-    std::fs::write(&file, &marked).unwrap_or_else(|e| panic!("{e}"));
-    migrate(&db, "migrations", &[]).expect(0);
+    let run = migrate(&db, "migrations", &[]);
+    run.expect(0);
+    assert!(
+        run.stderr.contains("0001_events_index_concurrently.sql")
+            && run.stderr.contains("statement 1 at 3:1 is … CONCURRENTLY"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(db.sql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_org_created_at_idx'::regclass"), "t");
-    let hash = sha256_hex(&marked);
     assert_eq!(
         db.sql("SELECT hash FROM drizzle.__drizzle_migrations WHERE id = 2"),
-        hash
+        sha256_hex(&original),
+        "the hash is Drizzle's, of the file as it is"
     );
+
+    // The marker still works, and so does the setting, on files that need neither.
+    let db = TestDb::new("marker");
+    let dir = db.fixture("basic/drizzle", "migrations");
+    let first = dir.join("0000_light_mephisto.sql");
+    let mut marked = b"-- db-init: no-transaction\n".to_vec();
+    marked.extend_from_slice(&std::fs::read(&first).unwrap_or_default());
+    std::fs::write(&first, &marked).unwrap_or_else(|e| panic!("{e}"));
+    let plan = db.run(&[
+        "plan",
+        "--migrations",
+        "migrations",
+        "--no-transaction",
+        "0001_parallel_bushwacker",
+    ]);
+    plan.expect(0);
+    assert!(
+        plan.stdout.contains(
+            "0000_light_mephisto.sql (outside a transaction, one query per statement: first line"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("0001_parallel_bushwacker.sql (outside a transaction, one query per statement: named in the no_transaction setting"), "{}", plan.stdout);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -291,11 +304,11 @@ fn fail_in_batch_keeps_earlier_migrations_and_names_the_statement() {
 }
 
 #[test]
-fn file_not_in_journal_and_missing_file_are_refused_before_connecting() {
+fn a_missing_file_is_refused_before_connecting_and_an_unlisted_one_only_on_request() {
     let db = TestDb::new("structure");
     db.fixture("scenarios/file-not-in-journal", "extra");
     db.fixture("scenarios/missing-file", "missing");
-    let run = migrate(&db, "extra", &[]);
+    let run = migrate(&db, "extra", &["--unlisted-files", "error"]);
     run.expect(7);
     assert!(
         run.stderr.contains("0099_not_in_journal.sql"),
@@ -308,6 +321,14 @@ fn file_not_in_journal_and_missing_file_are_refused_before_connecting() {
     assert_eq!(
         db.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'"),
         "0"
+    );
+    let run = migrate(&db, "extra", &[]);
+    run.expect(0);
+    assert!(
+        run.stderr
+            .contains("0099_not_in_journal.sql is not in meta/_journal.json: ignored"),
+        "{}",
+        run.stderr
     );
 }
 

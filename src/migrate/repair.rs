@@ -1,0 +1,87 @@
+//! `repair`: accept deliberate edits of applied migrations by re-recording their checksums,
+//! only for the migrations named (or all changed ones), refusing while the folder has any
+//! other problem, in one transaction. The caller holds the lock.
+
+use super::plan::State;
+use super::{assess, Assessment, MigrateError, Problem, Source};
+use crate::config::MigrateSettings;
+use crate::pg::{PgError, Session};
+
+/// Which changed migrations to repair.
+pub enum Targets {
+    /// By tag, name, file name or version.
+    Named(Vec<String>),
+    AllChanged,
+}
+
+/// One re-recorded checksum.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Repaired {
+    pub file: String,
+    pub old: String,
+    pub new: String,
+}
+
+pub async fn repair(
+    session: &Session,
+    settings: &MigrateSettings,
+    source: &Source,
+    targets: &Targets,
+) -> Result<Vec<Repaired>, MigrateError> {
+    let Assessment { history, plan, .. } = assess(session, settings, source).await?;
+    let others: Vec<Problem> = plan
+        .problems
+        .iter()
+        .filter(|p| !matches!(p, Problem::Changed { .. }))
+        .cloned()
+        .collect();
+    MigrateError::validation(others)?;
+    let changed: Vec<(usize, String)> = plan
+        .entries
+        .iter()
+        .filter(|e| e.state == State::Changed)
+        .filter_map(|e| Some((e.index, e.stored.clone()?)))
+        .collect();
+    let chosen: Vec<&(usize, String)> = match targets {
+        Targets::AllChanged => changed.iter().collect(),
+        Targets::Named(names) => {
+            let mut chosen = Vec::new();
+            let mut unknown = Vec::new();
+            for name in names {
+                let hit = changed.iter().find(|(i, _)| {
+                    let m = &source.migrations[*i];
+                    m.name == *name || m.file == *name || m.version.to_string() == *name
+                });
+                match hit {
+                    Some(c) => chosen.push(c),
+                    None => unknown.push(Problem::RepairTarget {
+                        target: name.clone(),
+                    }),
+                }
+            }
+            MigrateError::validation(unknown)?;
+            chosen
+        }
+    };
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("BEGIN;\n");
+    let mut repaired = Vec::new();
+    for (i, old) in chosen {
+        let m = &source.migrations[*i];
+        sql.push_str(&history.update_checksum_sql(m, old));
+        sql.push_str(";\n");
+        repaired.push(Repaired {
+            file: m.file.clone(),
+            old: old.clone(),
+            new: m.checksum.clone(),
+        });
+    }
+    sql.push_str("COMMIT;");
+    if let Err(e) = session.batch_execute(&sql).await {
+        let _ = session.batch_execute("ROLLBACK").await;
+        return Err(PgError::new("re-recording checksums", e).into());
+    }
+    Ok(repaired)
+}
