@@ -30,6 +30,12 @@ pub fn status_text(source: &Source, a: &Assessment) -> String {
         source.layout,
         a.history.qualified()
     );
+    if let Some(matches) = &a.upgrade {
+        out.push_str(&format!(
+            "history table has Drizzle 0.x's shape: the next run upgrades it to v1's ({} row(s) matched)\n",
+            matches.len()
+        ));
+    }
     out.push_str(&format!("{:<12} {:<16} {}\n", "STATE", "VERSION", "FILE"));
     for e in &a.plan.entries {
         let m = &source.migrations[e.index];
@@ -106,6 +112,7 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
         "missing": missing,
         "problems": problems,
         "warnings": warnings,
+        "history_upgrade": a.upgrade.as_ref().map(|m| m.iter().map(|u| serde_json::json!({"id": u.id, "name": u.name})).collect::<Vec<_>>()),
         "applied": applied_count(a),
         "pending": pending,
         "up_to_date": pending == 0 && a.plan.problems.is_empty(),
@@ -121,6 +128,14 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFil
         pending.len(),
         a.history.qualified()
     );
+    if let Some(matches) = &a.upgrade {
+        out.push_str("-- the Drizzle 0.x history table is upgraded to Drizzle v1's shape first:\n");
+        for m in matches {
+            out.push_str(&format!("--   row {} is {}\n", m.id, m.name));
+        }
+        out.push_str(&a.history.upgrade_sql(matches));
+        out.push('\n');
+    }
     for step in steps(source, &pending, cfg.migrate.atomic) {
         match step {
             Step::Transaction { indices, durable } => {

@@ -140,7 +140,8 @@ pub struct MigrateSettings {
     pub ddl_lock_retries: u32,
     pub statement_timeout: Duration,
     pub atomic: bool,
-    pub out_of_order: OutOfOrder,
+    /// `None`: the layout's default (Drizzle v1 applies them, as Drizzle v1 does).
+    pub out_of_order: Option<OutOfOrder>,
     pub allow_missing: bool,
     pub unlisted_files: Unlisted,
     /// Migrations forced outside / inside a transaction, by tag or file name.
@@ -237,8 +238,9 @@ impl Config {
                 statement_timeout,
                 atomic: flag("atomic")?,
                 out_of_order: layers.parse("out_of_order", |s| match s {
-                    "error" => Ok(OutOfOrder::Error),
-                    "allow" => Ok(OutOfOrder::Allow),
+                    "" => Ok(None),
+                    "error" => Ok(Some(OutOfOrder::Error)),
+                    "allow" => Ok(Some(OutOfOrder::Allow)),
                     _ => Err("expected `error` or `allow`".into()),
                 })?,
                 allow_missing: flag("allow_missing")?,

@@ -59,7 +59,7 @@ pub const SETTINGS: &[Setting] = &[
     s("ddl_lock_retries", Some("5"), "5", "N", "Retries of a migration that hit a lock timeout (55P03)"),
     s("statement_timeout", Some("0"), "0", "DURATION", "statement_timeout for migrations and seeds, 0 = none"),
     switch("atomic", "All pending migrations in one transaction"),
-    s("out_of_order", Some("error"), "error", "POLICY", "`error` or `allow` a pending migration older than the newest applied"),
+    s("out_of_order", None, "error (Drizzle v1: allow)", "POLICY", "`error` or `allow` a pending migration older than the newest applied"),
     switch("allow_missing", "Tolerate applied migrations whose files are gone"),
     s("unlisted_files", Some("warn"), "warn", "POLICY", "`warn` or `error` for a .sql file the Drizzle journal does not name (never applied)"),
     s("no_transaction", Some(""), "", "NAMES", "Migrations (tags or file names, comma-separated) to run outside a transaction"),

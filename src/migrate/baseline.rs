@@ -35,6 +35,7 @@ pub async fn record(
         history,
         plan,
         table_exists,
+        upgrade,
     } = assess(session, settings, source).await?;
     let record: Vec<usize> = plan
         .pending()
@@ -47,6 +48,9 @@ pub async fn record(
         .filter(|p| matches!(p, Problem::Changed { .. } | Problem::Missing { .. }))
         .collect();
     MigrateError::validation(blocking)?;
+    if let Some(matches) = &upgrade {
+        super::upgrade_history(session, &history, matches).await?;
+    }
     if !table_exists {
         history.create(session).await?;
     }

@@ -3,12 +3,27 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::drizzle_v1;
 use super::migration::Migration;
 use super::plan::AppliedRow;
 use super::source::Layout;
 use crate::config::MigrateSettings;
 use crate::pg::quote::{quote_ident, quote_literal};
 use crate::pg::{first_text, PgError};
+
+/// Whether a Drizzle history table has v1's `name` and `applied_at` columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    V0,
+    V1,
+}
+
+/// An existing history table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub shape: Shape,
+    pub rows: Vec<AppliedRow>,
+}
 
 #[derive(Debug, Clone)]
 pub struct History {
@@ -20,7 +35,7 @@ pub struct History {
 impl History {
     pub fn new(layout: Layout, settings: &MigrateSettings) -> History {
         match layout {
-            Layout::Drizzle => History {
+            Layout::Drizzle | Layout::DrizzleV1 => History {
                 layout,
                 schema: settings.drizzle_schema.clone(),
                 table: settings.drizzle_table.clone(),
@@ -38,26 +53,36 @@ impl History {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
     }
 
-    /// The rows, or `None` when the table does not exist. Existence is checked with
-    /// `to_regclass` so that a run with nothing to do issues no DDL and no failing statement.
-    pub async fn read(&self, client: &Client) -> Result<Option<Vec<AppliedRow>>, PgError> {
-        let exists_sql = format!(
-            "SELECT to_regclass({}) IS NOT NULL",
-            quote_literal(&self.qualified())
+    /// The table's shape and rows, or `None` when it does not exist. One query tells both
+    /// whether the table exists and whether it has Drizzle v1's `name` column, so a run with
+    /// nothing to do issues no DDL and no failing statement.
+    pub async fn read(&self, client: &Client) -> Result<Option<Table>, PgError> {
+        let table = quote_literal(&self.qualified());
+        let shape_sql = format!(
+            "SELECT CASE WHEN to_regclass({table}) IS NULL THEN 'none' \
+             WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({table}) \
+             AND attname = 'name' AND NOT attisdropped) THEN 'v1' ELSE 'v0' END"
         );
-        let exists = first_text(client, &exists_sql)
+        let shape = match first_text(client, &shape_sql)
             .await
-            .map_err(|e| PgError::new("reading the history", e))?;
-        if exists.as_deref() != Some("t") {
-            return Ok(None);
-        }
-        let sql = match self.layout {
-            Layout::Drizzle => format!(
-                "SELECT created_at, hash FROM {} ORDER BY id",
+            .map_err(|e| PgError::new("reading the history", e))?
+            .as_deref()
+        {
+            Some("v1") => Shape::V1,
+            Some("v0") => Shape::V0,
+            _ => return Ok(None),
+        };
+        let sql = match (self.layout, shape) {
+            (Layout::Numbered, _) => format!(
+                "SELECT NULL, version, checksum, NULL FROM {} ORDER BY version",
                 self.qualified()
             ),
-            Layout::Numbered => format!(
-                "SELECT version, checksum FROM {} ORDER BY version",
+            (_, Shape::V0) => format!(
+                "SELECT id, created_at, hash, NULL FROM {} ORDER BY id",
+                self.qualified()
+            ),
+            (_, Shape::V1) => format!(
+                "SELECT id, created_at, hash, name FROM {} ORDER BY id",
                 self.qualified()
             ),
         };
@@ -68,12 +93,15 @@ impl History {
         let mut rows = Vec::new();
         for msg in messages {
             if let SimpleQueryMessage::Row(row) = msg {
-                let version = row.get(0).and_then(|v| v.parse::<i64>().ok());
-                let checksum = row.get(1).unwrap_or_default().to_string();
-                rows.push(AppliedRow { version, checksum });
+                rows.push(AppliedRow {
+                    id: row.get(0).and_then(|v| v.parse::<i64>().ok()),
+                    version: row.get(1).and_then(|v| v.parse::<i64>().ok()),
+                    checksum: row.get(2).unwrap_or_default().to_string(),
+                    name: row.get(3).map(str::to_string),
+                });
             }
         }
-        Ok(Some(rows))
+        Ok(Some(Table { shape, rows }))
     }
 
     /// Drizzle's DDL, statement for statement, so `pg_dump` cannot tell who created the table.
@@ -84,6 +112,10 @@ impl History {
                 "CREATE SCHEMA IF NOT EXISTS {schema};\n\
                  CREATE TABLE IF NOT EXISTS {} (\n\tid SERIAL PRIMARY KEY,\n\thash text NOT NULL,\n\tcreated_at bigint\n);",
                 self.qualified()
+            ),
+            Layout::DrizzleV1 => format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema};\n{};",
+                drizzle_v1::create_table_sql(&self.schema, &self.table)
             ),
             Layout::Numbered => format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema};\n\
@@ -105,17 +137,23 @@ impl History {
 
     /// Re-records the checksum of an applied migration whose file changed (`repair`).
     pub fn update_checksum_sql(&self, m: &Migration, old: &str) -> String {
-        let (column, key) = match self.layout {
-            Layout::Drizzle => ("hash", "created_at"),
-            Layout::Numbered => ("checksum", "version"),
+        let (column, key, value) = match self.layout {
+            Layout::Drizzle => ("hash", "created_at", m.version.to_string()),
+            Layout::DrizzleV1 => ("hash", "name", quote_literal(&m.name)),
+            Layout::Numbered => ("checksum", "version", m.version.to_string()),
         };
         format!(
-            "UPDATE {} SET {column} = {} WHERE {key} = {} AND {column} = {}",
+            "UPDATE {} SET {column} = {} WHERE {key} = {value} AND {column} = {}",
             self.qualified(),
             quote_literal(&m.checksum),
-            m.version,
             quote_literal(old)
         )
+    }
+
+    /// Drizzle v1's in-place upgrade of a 0.x table, as one transaction.
+    pub fn upgrade_sql(&self, matches: &[drizzle_v1::UpgradeMatch]) -> String {
+        let statements = drizzle_v1::upgrade_statements(&self.schema, &self.table, matches);
+        format!("BEGIN;\n{};\nCOMMIT;", statements.join(";\n"))
     }
 
     /// The statement that records `m` as applied. Inside a migration's transaction the
@@ -128,6 +166,9 @@ impl History {
                 m.checksum,
                 m.version
             ),
+            Layout::DrizzleV1 => {
+                drizzle_v1::insert_sql(&self.schema, &self.table, &m.name, &m.checksum, m.version)
+            }
             Layout::Numbered => {
                 let ms = match execution_ms {
                     Some(ms) => ms.min(i32::MAX as u64).to_string(),

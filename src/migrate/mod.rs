@@ -2,10 +2,13 @@
 
 pub mod apply;
 pub mod baseline;
+pub mod drizzle_v1;
 pub mod history;
+mod layout_v1;
 pub mod migration;
 pub mod new;
 pub mod plan;
+mod plan_v1;
 mod problem;
 pub mod repair;
 pub mod source;
@@ -95,6 +98,8 @@ pub struct Assessment {
     pub history: History,
     pub plan: Plan,
     pub table_exists: bool,
+    /// Drizzle v1: the 0.x table's rows and the folder each matched, to be upgraded first.
+    pub upgrade: Option<Vec<drizzle_v1::UpgradeMatch>>,
 }
 
 /// Reads the history and plans (no writes).
@@ -104,20 +109,49 @@ pub async fn assess(
     source: &Source,
 ) -> Result<Assessment, MigrateError> {
     let history = History::new(source.layout, settings);
-    let rows = history.read(client).await?;
-    let mut plan = plan::plan(
-        &source.migrations,
-        rows.as_deref().unwrap_or(&[]),
-        &Policy::new(settings, source.layout),
-    );
+    let table = history.read(client).await?;
+    let policy = Policy::new(settings, source.layout);
+    let (mut plan, upgrade) = match source.layout {
+        Layout::DrizzleV1 => plan_v1::plan(&source.migrations, table.as_ref(), &policy),
+        Layout::Drizzle | Layout::Numbered => {
+            let rows = table.as_ref().map(|t| t.rows.as_slice()).unwrap_or(&[]);
+            (plan::plan(&source.migrations, rows, &policy), None)
+        }
+    };
     // The folder's own problems and warnings first: one report with everything.
     plan.problems.splice(0..0, source.problems.iter().cloned());
     plan.warnings.splice(0..0, source.warnings.iter().cloned());
     Ok(Assessment {
         history,
         plan,
-        table_exists: rows.is_some(),
+        table_exists: table.is_some(),
+        upgrade,
     })
+}
+
+/// Drizzle v1's upgrade of a 0.x history table, in one transaction, saying which row became
+/// which folder.
+pub(super) async fn upgrade_history(
+    session: &Session,
+    history: &History,
+    matches: &[drizzle_v1::UpgradeMatch],
+) -> Result<(), MigrateError> {
+    for m in matches {
+        tracing::info!(id = m.id, folder = %m.name, "upgrading the Drizzle 0.x history table: row matched");
+    }
+    if let Err(e) = session.batch_execute(&history.upgrade_sql(matches)).await {
+        let _ = session.batch_execute("ROLLBACK").await;
+        return Err(PgError::new(
+            format!("upgrading {} to Drizzle v1's shape", history.qualified()),
+            e,
+        )
+        .into());
+    }
+    tracing::info!(
+        rows = matches.len(),
+        "history table upgraded to Drizzle v1's shape (name, applied_at)"
+    );
+    Ok(())
 }
 
 /// The `migrate` step of a run: validate everything, then apply what is pending.
@@ -130,10 +164,21 @@ pub async fn migrate(
         history,
         plan,
         table_exists,
+        upgrade,
     } = assess(session, settings, source).await?;
     MigrateError::validation(plan.problems.clone())?;
     for w in &plan.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(matches) = &upgrade {
+        upgrade_history(session, &history, matches).await?;
+    }
+    for e in plan
+        .entries
+        .iter()
+        .filter(|e| e.state == plan::State::OutOfOrder)
+    {
+        tracing::info!(migration = %source.migrations[e.index].file, "applying a migration older than the newest applied one (out_of_order: allow)");
     }
     let pending = plan.pending();
     let already_applied = plan.entries.len() - pending.len();

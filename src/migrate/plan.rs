@@ -8,12 +8,14 @@ use super::source::{Layout, Source};
 use super::{Problem, Warning};
 use crate::config::{MigrateSettings, OutOfOrder};
 
-/// One history row, whatever the layout: Drizzle's (`created_at`, `hash`) or db-init's
-/// (`version`, `checksum`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One history row, whatever the layout: Drizzle's (`id`, `created_at`, `hash`, v1's `name`)
+/// or db-init's (`version`, `checksum`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppliedRow {
+    pub id: Option<i64>,
     pub version: Option<i64>,
     pub checksum: String,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +30,10 @@ impl Policy {
     pub fn new(s: &MigrateSettings, layout: Layout) -> Policy {
         Policy {
             layout,
-            out_of_order: s.out_of_order,
+            out_of_order: s.out_of_order.unwrap_or(match layout {
+                Layout::DrizzleV1 => OutOfOrder::Allow,
+                Layout::Drizzle | Layout::Numbered => OutOfOrder::Error,
+            }),
             allow_missing: s.allow_missing,
             atomic: s.atomic,
         }
@@ -65,6 +70,48 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// db-init's checks on one migration's state, for both planners: a change of line endings
+    /// only is a warning (the migration counts as applied), a real change and an out-of-order
+    /// migration (unless allowed) are problems, and a pending migration that runs outside a
+    /// transaction cannot join an atomic batch.
+    pub(super) fn judge(
+        &mut self,
+        m: &Migration,
+        state: State,
+        stored: Option<String>,
+        newest_applied: Option<i64>,
+        policy: &Policy,
+    ) -> (State, Option<String>) {
+        match (state, &stored) {
+            (State::Changed, Some(old)) if m.only_line_endings_differ(old) => {
+                self.warnings.push(Warning::LineEndings {
+                    file: m.file.clone(),
+                });
+                return (State::Applied, None);
+            }
+            (State::Changed, _) => self.problems.push(Problem::Changed {
+                file: m.file.clone(),
+                tag: m.name.clone(),
+                stored: stored.clone().unwrap_or_default(),
+                local: m.checksum.clone(),
+            }),
+            (State::OutOfOrder, _) if policy.out_of_order == OutOfOrder::Error => {
+                self.problems.push(Problem::OutOfOrder {
+                    file: m.file.clone(),
+                    newest_applied: newest_applied.unwrap_or_default(),
+                })
+            }
+            _ => {}
+        }
+        let pending = matches!(state, State::Pending | State::OutOfOrder);
+        if pending && policy.atomic && m.outside.is_some() {
+            self.problems.push(Problem::AtomicWithNoTransaction {
+                file: m.file.clone(),
+            });
+        }
+        (state, stored)
+    }
+
     /// Migrations to apply, in order (meaningful only when `problems` is empty).
     pub fn pending(&self) -> Vec<usize> {
         self.entries
@@ -124,42 +171,14 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
 
     let mut plan = Plan::default();
     for (index, m) in migrations.iter().enumerate() {
-        let (mut state, stored) = match state[index].take() {
+        let (state, stored) = match state[index].take() {
             Some(s) => s,
             None if newest_applied.is_some_and(|newest| m.version < newest) => {
                 (State::OutOfOrder, None)
             }
             None => (State::Pending, None),
         };
-        match (&state, &stored) {
-            (State::Changed, Some(old)) if m.only_line_endings_differ(old) => {
-                state = State::Applied;
-                plan.warnings.push(Warning::LineEndings {
-                    file: m.file.clone(),
-                });
-            }
-            (State::Changed, _) => plan.problems.push(Problem::Changed {
-                file: m.file.clone(),
-                tag: m.name.clone(),
-                stored: stored.clone().unwrap_or_default(),
-                local: m.checksum.clone(),
-            }),
-            (State::OutOfOrder, _) if policy.out_of_order == OutOfOrder::Error => {
-                plan.problems.push(Problem::OutOfOrder {
-                    file: m.file.clone(),
-                    newest_applied: newest_applied.unwrap_or_default(),
-                })
-            }
-            _ => {}
-        }
-        if matches!(state, State::Pending | State::OutOfOrder)
-            && policy.atomic
-            && m.outside.is_some()
-        {
-            plan.problems.push(Problem::AtomicWithNoTransaction {
-                file: m.file.clone(),
-            });
-        }
+        let (state, stored) = plan.judge(m, state, stored, newest_applied, policy);
         plan.entries.push(Entry {
             index,
             state,
@@ -170,6 +189,7 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
         plan.problems
             .extend(missing.iter().map(|r| Problem::Missing {
                 version: r.version,
+                name: r.name.clone(),
                 checksum: r.checksum.clone(),
             }));
     }
@@ -207,6 +227,7 @@ mod tests {
         AppliedRow {
             version: Some(version),
             checksum: checksum.to_string(),
+            ..AppliedRow::default()
         }
     }
 

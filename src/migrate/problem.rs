@@ -16,6 +16,8 @@ pub enum Problem {
     },
     Missing {
         version: Option<i64>,
+        /// Drizzle v1: the recorded folder name.
+        name: Option<String>,
         checksum: String,
     },
     OutOfOrder {
@@ -50,6 +52,29 @@ pub enum Problem {
     AtomicWithNoTransaction {
         file: String,
     },
+    /// A Drizzle 0.x journal beside Drizzle v1 migration folders.
+    MixedLayout,
+    /// Subfolders, but no migration of any layout.
+    UnknownLayout,
+    /// A v1 folder name Drizzle cannot turn into a timestamp.
+    BadFolderName {
+        name: String,
+        reason: String,
+    },
+    /// Two v1 folders whose order Drizzle decides by locale rules db-init does not reproduce.
+    Unorderable {
+        message: String,
+    },
+    /// A v1 folder renamed after it was applied: its hash is recorded under the old name, and
+    /// Drizzle would apply it again under the new one.
+    Renamed {
+        recorded: String,
+        local: String,
+    },
+    /// A 0.x history table whose rows Drizzle v1's upgrade cannot match to local folders.
+    UpgradeUnmatched {
+        ids: Vec<i64>,
+    },
     BaselineTarget {
         target: String,
     },
@@ -67,11 +92,13 @@ impl fmt::Display for Problem {
                  restore the file and put the change in a new migration, or, if the edit is deliberate \
                  and already in the database, record the new checksum with `db-init repair --migration {tag}`"
             ),
-            Problem::Missing { version, checksum } => write!(
+            Problem::Missing { version, name, checksum } => write!(
                 f,
                 "applied migration {} (checksum {checksum}) has no file any more; restore it, or set \
                  allow_missing: true",
-                version.map_or("without version".to_string(), |v| v.to_string())
+                name.clone()
+                    .or(version.map(|v| v.to_string()))
+                    .unwrap_or("without version".to_string())
             ),
             Problem::OutOfOrder { file, newest_applied } => write!(
                 f,
@@ -104,6 +131,36 @@ impl fmt::Display for Problem {
                 f,
                 "{file} must run outside a transaction, so it cannot be part of an atomic: true batch"
             ),
+            Problem::MixedLayout => write!(
+                f,
+                "meta/_journal.json (Drizzle 0.x) beside Drizzle v1 migration folders: Drizzle v1 refuses this \
+                 (\"{}\"); convert the rest with `drizzle-kit up`, or remove the leftover journal",
+                super::drizzle_v1::OLD_LAYOUT_MESSAGE
+            ),
+            Problem::UnknownLayout => write!(
+                f,
+                "no migrations found: the folder holds subfolders but neither Drizzle v1 folders \
+                 (<YYYYMMDDHHMMSS>_<name>/migration.sql), a Drizzle journal (meta/_journal.json) nor \
+                 numbered files (<digits>_<name>.sql); check the `migrations` setting"
+            ),
+            Problem::BadFolderName { name, reason } => write!(
+                f,
+                "{name}/migration.sql: the folder name does not start with a YYYYMMDDHHMMSS timestamp \
+                 ({reason}); Drizzle v1 would run its SQL and then fail to record it. Rename it the way \
+                 `drizzle-kit generate` names folders"
+            ),
+            Problem::Unorderable { message } => write!(f, "{message}"),
+            Problem::Renamed { recorded, local } => write!(
+                f,
+                "{local}: renamed after it was applied as {recorded} (same checksum); Drizzle v1 would \
+                 apply it again under the new name. Restore the old folder name"
+            ),
+            Problem::UpgradeUnmatched { ids } => write!(
+                f,
+                "the Drizzle 0.x history table cannot be upgraded to Drizzle v1's: rows (ids: {}) match no \
+                 local migration folder (Drizzle v1 refuses too); restore the missing folders. Nothing was changed",
+                ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
             Problem::BaselineTarget { target } => {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
@@ -121,6 +178,8 @@ impl fmt::Display for Problem {
 pub enum Warning {
     /// A `.sql` file the journal does not name: never applied, as Drizzle ignores it.
     NotInJournal { file: String },
+    /// A `.sql` file beside Drizzle v1's migration folders: ignored, as Drizzle v1 ignores it.
+    NotAMigration { file: String },
     /// The recorded checksum is the file's after a CRLF <-> LF conversion.
     LineEndings { file: String },
     /// Bytes that are not UTF-8, sent as U+FFFD (as Drizzle sends them).
@@ -137,6 +196,11 @@ impl fmt::Display for Warning {
             Warning::NotInJournal { file } => write!(
                 f,
                 "{file} is not in meta/_journal.json: ignored, as Drizzle ignores it (never applied)"
+            ),
+            Warning::NotAMigration { file } => write!(
+                f,
+                "{file} is not inside a <YYYYMMDDHHMMSS>_<name>/ folder: ignored, as Drizzle v1 ignores it \
+                 (never applied)"
             ),
             Warning::LineEndings { file } => write!(
                 f,

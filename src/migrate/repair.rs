@@ -28,7 +28,12 @@ pub async fn repair(
     source: &Source,
     targets: &Targets,
 ) -> Result<Vec<Repaired>, MigrateError> {
-    let Assessment { history, plan, .. } = assess(session, settings, source).await?;
+    let Assessment {
+        history,
+        plan,
+        upgrade,
+        ..
+    } = assess(session, settings, source).await?;
     let others: Vec<Problem> = plan
         .problems
         .iter()
@@ -65,6 +70,9 @@ pub async fn repair(
     };
     if chosen.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(matches) = &upgrade {
+        super::upgrade_history(session, &history, matches).await?;
     }
     let mut sql = String::from("BEGIN;\n");
     let mut repaired = Vec::new();

@@ -9,9 +9,12 @@ use super::{MigrateError, Problem, Warning};
 use crate::config::{MigrateSettings, Unlisted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Layout {
+    /// Drizzle 0.x: `meta/_journal.json` and `<tag>.sql`.
     Drizzle,
+    /// Drizzle 1.0: `<YYYYMMDDHHMMSS>_<name>/migration.sql`, no journal.
+    DrizzleV1,
     Numbered,
 }
 
@@ -40,9 +43,18 @@ pub fn load(dir: &Path, settings: &MigrateSettings) -> Result<Source, MigrateErr
         problems: Vec::new(),
         warnings: Vec::new(),
     };
+    let v1_folders = super::layout_v1::folders(dir)?;
     if journal.exists() {
         source.layout = Layout::Drizzle;
+        if !v1_folders.is_empty() {
+            source.layout = Layout::DrizzleV1;
+            source.problems.push(Problem::MixedLayout);
+            return Ok(source);
+        }
         load_drizzle(&mut source, &journal, settings.unlisted_files)?;
+    } else if !v1_folders.is_empty() {
+        source.layout = Layout::DrizzleV1;
+        super::layout_v1::load(&mut source, v1_folders)?;
     } else {
         load_numbered(&mut source)?;
     }
@@ -69,7 +81,7 @@ fn names(m: &Migration, entry: &str) -> bool {
     m.name == entry || m.file == entry
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError {
     let path = path.to_path_buf();
     move |source| MigrateError::Io { path, source }
 }
@@ -169,6 +181,11 @@ fn is_plain_file_name(tag: &str) -> bool {
 
 fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
     let dir = source.dir.clone();
+    let subfolders = std::fs::read_dir(&dir)
+        .map_err(io(&dir))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .count();
     let mut seen: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
     for name in sorted_files(&dir)? {
         if name.starts_with('.') || name.ends_with(".down.sql") {
@@ -194,6 +211,11 @@ fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
         source.migrations.push(m);
     }
     source.migrations.sort_by_key(|m| m.version);
+    // A folder of folders that are not Drizzle v1 migrations is no layout db-init knows: never
+    // a silent success with nothing applied.
+    if source.migrations.is_empty() && source.problems.is_empty() && subfolders > 0 {
+        source.problems.push(Problem::UnknownLayout);
+    }
     Ok(())
 }
 

@@ -453,3 +453,22 @@ impl Run {
         self
     }
 }
+
+/// drizzle-orm's own `migrate()` at an exact version (scripts/drizzle installs it from npm into
+/// a cache folder), as the JSON line the script prints.
+pub fn drizzle(version: &str, db: &TestDb, folder: &Path) -> serde_json::Value {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/drizzle/migrate.sh"))
+        .arg(version)
+        .arg(db.url())
+        .arg(folder)
+        .output()
+        .unwrap_or_else(|e| panic!("running scripts/drizzle/migrate.sh: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
+        panic!(
+            "drizzle {version}: {e}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

@@ -3,10 +3,7 @@
 //! CREATE INDEX CONCURRENTLY, migrations edited after release, CRLF-only changes; and the
 //! cross-tool runs against drizzle-orm itself (ignored: they need npm).
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::harness::{fixtures, repo, server, write, TestDb};
+use crate::harness::{drizzle, fixtures, server, write, TestDb};
 use crate::migrate::{expected_rows, migrate, normalise_dump, schema_dump, HISTORY};
 
 const PATTERNS: &str = "../drizzle-patterns";
@@ -279,25 +276,6 @@ fn a_failed_concurrent_index_is_dropped_before_the_rerun() {
 }
 
 // ---- Against drizzle-orm itself ------------------------------------------------------------
-
-/// drizzle-orm's own `migrate()` (scripts/drizzle), as JSON.
-fn drizzle(version: &str, db: &TestDb, folder: &Path) -> serde_json::Value {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/drizzle/migrate.sh"))
-        .arg(version)
-        .arg(db.url())
-        .arg(folder)
-        .output()
-        .unwrap_or_else(|e| panic!("running scripts/drizzle/migrate.sh: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "drizzle {version}: {e}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// A copy of a pattern's folder whose journal keeps only the first `n` entries.
 fn first_entries(db: &TestDb, name: &str, n: usize) -> std::path::PathBuf {

@@ -1,0 +1,57 @@
+//! Reads a Drizzle v1 folder (`<YYYYMMDDHHMMSS>_<name>/migration.sql`) as drizzle-orm 1.0's
+//! migrator reads it: which entries count, their order, identity and hash.
+
+use std::path::Path;
+
+use super::drizzle_v1::{parse_folder_name, sort_like_drizzle};
+use super::migration::{Migration, Split};
+use super::source::{io, Source};
+use super::{MigrateError, Problem, Warning};
+
+/// Every entry of the folder with a `migration.sql` inside: Drizzle's candidates, whatever
+/// their names (a name Drizzle cannot parse is refused later, by [`load`]).
+pub fn folders(dir: &Path) -> Result<Vec<String>, MigrateError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        if entry.path().join("migration.sql").is_file() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(out)
+}
+
+pub fn load(source: &mut Source, mut names: Vec<String>) -> Result<(), MigrateError> {
+    let dir = source.dir.clone();
+    if let Err(e) = sort_like_drizzle(&mut names, String::as_str) {
+        source.problems.push(Problem::Unorderable {
+            message: e.to_string(),
+        });
+    }
+    for name in names {
+        let created_at = match parse_folder_name(&name) {
+            Ok(parsed) => parsed.created_at_millis,
+            Err(e) => {
+                source.problems.push(Problem::BadFolderName {
+                    name,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let path = dir.join(&name).join("migration.sql");
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let file = format!("{name}/migration.sql");
+        let m = Migration::new(created_at, name, file, &bytes, Split::Breakpoints);
+        source.migrations.push(m);
+    }
+    // Plain .sql files (an old-layout file merged after `drizzle-kit up`): ignored by Drizzle v1.
+    for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+        let entry = entry.map_err(io(&dir))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.ends_with(".sql") && entry.file_type().is_ok_and(|t| t.is_file()) {
+            source.warnings.push(Warning::NotAMigration { file });
+        }
+    }
+    Ok(())
+}
