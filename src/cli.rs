@@ -18,7 +18,7 @@ use crate::config::settings::{self, SETTINGS};
                   the YAML config file; flags win over the environment, which wins over the file.\n\
                   Exit codes: 0 done, 1 internal, 2 usage/config, 3 unreachable, 4 refused \
                   (auth, missing database, TLS), 5 lock timeout, 6 migration failed, 7 validation \
-                  failed, 8 seed failed, 10 pending (status), 130/143 interrupted."
+                  failed, 8 seed failed, 9 database error outside a migration or seed (history table, lock), 10 pending (status), 130/143 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]

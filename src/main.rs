@@ -12,6 +12,14 @@ use db_init::{app, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Where the final error goes even when the settings cannot be loaded.
+    let termination_log = cli
+        .settings
+        .values
+        .get("termination_log")
+        .cloned()
+        .or_else(|| std::env::var("DB_INIT_TERMINATION_LOG").ok())
+        .unwrap_or_else(|| "/dev/termination-log".into());
     let config = Config::load(
         cli.settings.values,
         cli.settings.config.as_deref(),
@@ -26,7 +34,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             logging::init(LogFormat::Text, None);
-            Err(Error::from(e))
+            let e = Error::from(e);
+            app::write_termination_log(std::path::Path::new(&termination_log), &e);
+            Err(e)
         }
     };
     match result {

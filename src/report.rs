@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::migrate::plan::State;
 use crate::migrate::steps::{steps, Batch, Step};
 use crate::migrate::{Assessment, Source};
+use crate::pg::work_settings_sql;
 use crate::seed::SeedFile;
 
 fn state_name(state: State) -> &'static str {
@@ -136,6 +137,17 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFil
         out.push_str(&a.history.upgrade_sql(matches));
         out.push('\n');
     }
+    if !pending.is_empty() {
+        if !a.table_exists {
+            out.push_str(&format!("{}\n", a.history.create_sql()));
+        }
+        let m = &cfg.migrate;
+        out.push_str(&work_settings_sql(
+            Some(m.ddl_lock_timeout),
+            m.statement_timeout,
+        ));
+        out.push('\n');
+    }
     for step in steps(source, &pending, cfg.migrate.atomic) {
         match step {
             Step::Transaction { indices, durable } => {
@@ -166,6 +178,9 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFil
                 out.push_str(";\n");
             }
         }
+    }
+    if !pending.is_empty() && !cfg.migrate.ddl_lock_timeout.is_zero() {
+        out.push_str("RESET lock_timeout;\n");
     }
     for s in seeds {
         out.push_str(&format!(

@@ -96,6 +96,14 @@ fn from_url(
     })?;
     // Described before db-init's own application_name is applied: this is what the text said.
     let redacted = describe(&pg, &params);
+    let empty_host = |h: &Host| matches!(h, Host::Tcp(h) if h.is_empty());
+    if pg.get_hosts().is_empty() || pg.get_hosts().iter().any(empty_host) {
+        return Err(ConfigError::Url {
+            url: redacted,
+            origin,
+            reason: "no host: expected postgres://user:password@host:port/database".into(),
+        });
+    }
     let sslmode = pick_sslmode(setting("sslmode"), params.sslmode, env("PGSSLMODE"))?;
     let sslrootcert = setting("sslrootcert")
         .map(|(v, _)| v)

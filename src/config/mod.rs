@@ -203,7 +203,19 @@ impl Config {
             file: &file,
             read: RefCell::default(),
         };
-        let duration = |key| layers.parse(key, value::parse_duration);
+        let wait = |key| layers.parse(key, value::duration_in(Duration::ZERO, value::MAX_WAIT));
+        let positive = |key| {
+            layers.parse(
+                key,
+                value::duration_in(Duration::from_millis(1), value::MAX_WAIT),
+            )
+        };
+        let pg_timeout = |key| {
+            layers.parse(
+                key,
+                value::duration_in(Duration::ZERO, value::PG_MAX_TIMEOUT),
+            )
+        };
         let flag = |key| layers.parse(key, value::parse_bool);
 
         layers.parse("application_name", value::parse_identifier)?;
@@ -211,26 +223,36 @@ impl Config {
         // The URL has its own precedence (flag, URL variables, file, libpq variables).
         layers.read.borrow_mut().insert("database_url");
         let database = database::resolve(&layers, env, application_name.as_ref())?;
-        let statement_timeout = duration("statement_timeout")?;
+        let statement_timeout = pg_timeout("statement_timeout")?;
+        let retry_initial = positive("retry_initial")?;
+        let retry_max = positive("retry_max")?;
+        if retry_max < retry_initial {
+            return Err(ConfigError::Invalid {
+                setting: "retry_max".into(),
+                value: format!("{retry_max:?}"),
+                origin: layers.origin("retry_max"),
+                reason: format!("must not be below retry_initial ({retry_initial:?})"),
+            });
+        }
 
         let config = Config {
             database,
             connect: ConnectSettings {
-                wait_timeout: duration("wait_timeout")?,
-                connect_timeout: duration("connect_timeout")?,
-                retry_initial: duration("retry_initial")?,
-                retry_max: duration("retry_max")?,
+                wait_timeout: wait("wait_timeout")?,
+                connect_timeout: positive("connect_timeout")?,
+                retry_initial,
+                retry_max,
             },
             lock: LockSettings {
                 key: layers.parse("lock_key", |s| {
                     s.parse::<i64>()
                         .map_err(|_| "expected a 64-bit integer".to_string())
                 })?,
-                timeout: duration("lock_timeout")?,
+                timeout: wait("lock_timeout")?,
             },
             migrate: MigrateSettings {
                 dir: layers.parse("migrations", value::parse_path)?,
-                ddl_lock_timeout: duration("ddl_lock_timeout")?,
+                ddl_lock_timeout: pg_timeout("ddl_lock_timeout")?,
                 ddl_lock_retries: layers.parse("ddl_lock_retries", |s| {
                     s.parse::<u32>()
                         .map_err(|_| "expected a whole number >= 0".to_string())
@@ -268,7 +290,10 @@ impl Config {
                 "json" => Ok(LogFormat::Json),
                 _ => Err("expected `text` or `json`".into()),
             })?,
-            log_level: layers.get("log_level").map(|(v, _)| v),
+            log_level: match layers.get("log_level") {
+                Some(_) => Some(layers.parse("log_level", value::parse_log_level)?),
+                None => None,
+            },
             termination_log: layers.parse("termination_log", value::parse_path)?,
             file: file.path.clone(),
         };
@@ -302,6 +327,10 @@ impl Layers<'_> {
             };
             (v.clone(), origin)
         })
+    }
+
+    fn origin(&self, key: &'static str) -> Origin {
+        self.get(key).map_or(Origin::Default, |(_, o)| o)
     }
 
     /// The value from the first source that has it, else the table's default, parsed.

@@ -30,6 +30,41 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(n * scale).map_err(|e| e.to_string())
 }
 
+/// A duration within `min..=max`: every wait must be bounded, and no setting may overflow a
+/// deadline (`Instant + d`) or PostgreSQL's millisecond settings.
+pub fn duration_in(min: Duration, max: Duration) -> impl Fn(&str) -> Result<Duration, String> {
+    move |s| {
+        let d = parse_duration(s)?;
+        if d < min || d > max {
+            return Err(format!("expected from {min:?} to {max:?}"));
+        }
+        Ok(d)
+    }
+}
+
+/// What PostgreSQL accepts for `statement_timeout` / `lock_timeout`: up to 2^31 - 1 ms.
+pub const PG_MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+/// A bound for waits: a year.
+pub const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `error`, `warn`, `info`, `debug`, `trace`, `off`, or a filter of `target=level` pieces; a
+/// typo would otherwise silence everything, the final error included.
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let ok = !s.is_empty()
+        && s.split(',').all(|piece| {
+            let level = piece.rsplit_once('=').map_or(piece, |(_, l)| l).trim();
+            LEVELS.contains(&level.to_ascii_lowercase().as_str())
+        });
+    match ok {
+        true => Ok(s.to_string()),
+        false => Err(format!(
+            "expected one of {} or a filter such as db_init=debug",
+            LEVELS.join(", ")
+        )),
+    }
+}
+
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -170,6 +205,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn log_levels_are_checked() {
+        assert!(parse_log_level("info").is_ok());
+        assert!(parse_log_level("db_init=debug,warn").is_ok());
+        assert!(parse_log_level("eror").is_err());
+        assert!(parse_log_level("db_init=verbose").is_err());
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
@@ -178,6 +221,9 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("soon").is_err());
+        assert!(duration_in(Duration::ZERO, MAX_WAIT)("10000000000000000000").is_err());
+        assert!(duration_in(Duration::ZERO, PG_MAX_TIMEOUT)("3000000s").is_err());
+        assert!(duration_in(Duration::from_millis(1), MAX_WAIT)("0").is_err());
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("").is_err());
     }

@@ -238,13 +238,18 @@ async fn failure(
     err: &tokio_postgres::Error,
     applied_before: usize,
 ) -> MigrateError {
-    let note = if indices.len() > 1 {
-        format!(
+    let lost = err.as_db_error().is_none();
+    let note = match (lost, indices.len() > 1) {
+        (true, _) => format!(
+            "the connection was lost before the server answered: whether this step was committed is \
+             unknown (`db-init status` tells; a rerun skips it if it was). {}",
+            lost_note(applied_before)
+        ),
+        (false, true) => format!(
             "the whole batch of {} migrations was rolled back (atomic: true); nothing was applied",
             indices.len()
-        )
-    } else {
-        format!("it was rolled back. {}", kept_note(applied_before))
+        ),
+        (false, false) => format!("it was rolled back. {}", kept_note(applied_before)),
     };
     if let Some(ErrorPosition::Original(p)) = err.as_db_error().and_then(|d| d.position()) {
         if let Some((i, location)) = batch.locate(source, *p) {
@@ -297,6 +302,18 @@ async fn replay(
     }
     rollback(client).await;
     found
+}
+
+/// After a lost connection only what was durably committed can be promised: every commit but
+/// the last of a run skips the wait for the WAL flush.
+fn lost_note(applied_before: usize) -> String {
+    match applied_before {
+        0 => "No earlier migration was applied in this run.".into(),
+        n => format!(
+            "The {n} migration(s) before it in this run were committed; if the server itself crashed, \
+             the most recent of them may have been lost with it (committed without waiting for the disk)."
+        ),
+    }
 }
 
 fn kept_note(applied_before: usize) -> String {

@@ -52,7 +52,10 @@ pub async fn record(
         super::upgrade_history(session, &history, matches).await?;
     }
     if !table_exists {
-        history.create(session).await?;
+        history
+            .create(session)
+            .await
+            .map_err(MigrateError::History)?;
     }
     let mut sql = String::from("BEGIN;\n");
     for &i in &record {

@@ -106,8 +106,16 @@ impl History {
 
     /// Drizzle's DDL, statement for statement, so `pg_dump` cannot tell who created the table.
     pub async fn create(&self, client: &Client) -> Result<(), PgError> {
+        client
+            .batch_execute(&self.create_sql())
+            .await
+            .map_err(|e| PgError::new(format!("creating {}", self.qualified()), e))
+    }
+
+    /// The DDL [`History::create`] sends (also printed by `plan`).
+    pub fn create_sql(&self) -> String {
         let schema = quote_ident(&self.schema);
-        let sql = match self.layout {
+        match self.layout {
             Layout::Drizzle => format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema};\n\
                  CREATE TABLE IF NOT EXISTS {} (\n\tid SERIAL PRIMARY KEY,\n\thash text NOT NULL,\n\tcreated_at bigint\n);",
@@ -128,11 +136,7 @@ impl History {
                  \tapplied_by text\n);",
                 self.qualified()
             ),
-        };
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| PgError::new(format!("creating {}", self.qualified()), e))
+        }
     }
 
     /// Re-records the checksum of an applied migration whose file changed (`repair`).

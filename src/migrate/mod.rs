@@ -72,9 +72,23 @@ pub enum MigrateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Reading, creating or upgrading the history table failed: no migration ran (exit 9).
+    #[error("{0}; no migration was applied by this step")]
+    History(#[source] PgError),
+    /// The server stopped answering a query that is not a migration (exit 9).
+    #[error(
+        "the server did not answer {what} within {waited:?}; nothing was applied by this step"
+    )]
+    Stalled {
+        what: &'static str,
+        waited: std::time::Duration,
+    },
     #[error(transparent)]
     Database(#[from] PgError),
 }
+
+/// Bound on reading the history: a network that stops forwarding must not hang a pod start.
+const HISTORY_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl MigrateError {
     pub fn validation(problems: Vec<Problem>) -> Result<(), MigrateError> {
@@ -109,7 +123,15 @@ pub async fn assess(
     source: &Source,
 ) -> Result<Assessment, MigrateError> {
     let history = History::new(source.layout, settings);
-    let table = history.read(client).await?;
+    let table = match tokio::time::timeout(HISTORY_BOUND, history.read(client)).await {
+        Ok(read) => read.map_err(MigrateError::History)?,
+        Err(_) => {
+            return Err(MigrateError::Stalled {
+                what: "the history read",
+                waited: HISTORY_BOUND,
+            })
+        }
+    };
     let policy = Policy::new(settings, source.layout);
     let (mut plan, upgrade) = match source.layout {
         Layout::DrizzleV1 => plan_v1::plan(&source.migrations, table.as_ref(), &policy),
@@ -184,7 +206,10 @@ pub async fn migrate(
     let already_applied = plan.entries.len() - pending.len();
     if !pending.is_empty() {
         if !table_exists {
-            history.create(session).await?;
+            history
+                .create(session)
+                .await
+                .map_err(MigrateError::History)?;
         }
         apply::apply(session, settings, &history, source, &pending).await?;
     }

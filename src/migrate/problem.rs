@@ -43,6 +43,10 @@ pub enum Problem {
     UnexpectedFile {
         file: String,
     },
+    /// A numbered file whose version does not fit a 64-bit integer.
+    VersionTooLarge {
+        file: String,
+    },
     BadJournal {
         file: String,
         line: usize,
@@ -123,6 +127,11 @@ impl fmt::Display for Problem {
             Problem::UnexpectedFile { file } => write!(
                 f,
                 "{file}: not a migration (expected <digits>_<name>.sql or *.down.sql)"
+            ),
+            Problem::VersionTooLarge { file } => write!(
+                f,
+                "{file}: the version number is larger than 9223372036854775807 (a 64-bit integer); \
+                 use a shorter number, such as a YYYYMMDDHHMMSS timestamp"
             ),
             Problem::BadJournal { file, line, column, message } => {
                 write!(f, "{file}:{line}:{column}: invalid journal: {message}")

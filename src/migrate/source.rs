@@ -192,9 +192,14 @@ fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
             continue;
         }
         let Some((version, rest)) = parse_numbered(&name) else {
-            source
-                .problems
-                .push(Problem::UnexpectedFile { file: name.clone() });
+            let digits = name.split('_').next().unwrap_or("");
+            let too_large = name.ends_with(".sql")
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit());
+            source.problems.push(match too_large {
+                true => Problem::VersionTooLarge { file: name.clone() },
+                false => Problem::UnexpectedFile { file: name.clone() },
+            });
             continue;
         };
         if let Some(other) = seen.get(&version) {

@@ -25,6 +25,14 @@ pub enum ConnectError {
     Tls { url: String, reason: String },
 }
 
+const KEEPALIVE_IDLE_S: u64 = 20;
+const KEEPALIVE_INTERVAL_S: u64 = 10;
+const KEEPALIVE_COUNT: u32 = 3;
+/// Data the peer has not acknowledged for this long ends the connection.
+const TCP_USER_TIMEOUT_S: u64 = 60;
+const SERVER_KEEPALIVES: &str =
+    "-c tcp_keepalives_idle=20 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
+
 /// Connects, retrying transient failures until `wait_timeout`.
 pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, ConnectError> {
     let url = db.redacted.clone();
@@ -43,12 +51,21 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
             }
         })?;
     let mut pg = db.pg.clone();
+    // Both ends notice a vanished peer within about a minute: the client through its socket
+    // options, the server through these session settings, so a dead holder's advisory lock is
+    // freed by the server instead of after the OS default of two hours.
+    let options = match pg.get_options() {
+        Some(o) if !o.trim().is_empty() => format!("{o} {SERVER_KEEPALIVES}"),
+        _ => SERVER_KEEPALIVES.to_string(),
+    };
     pg.ssl_mode(ssl_mode)
         .connect_timeout(s.connect_timeout)
+        .options(&options)
         .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30))
-        .keepalives_interval(Duration::from_secs(10))
-        .keepalives_retries(3);
+        .keepalives_idle(Duration::from_secs(KEEPALIVE_IDLE_S))
+        .keepalives_interval(Duration::from_secs(KEEPALIVE_INTERVAL_S))
+        .keepalives_retries(KEEPALIVE_COUNT)
+        .tcp_user_timeout(Duration::from_secs(TCP_USER_TIMEOUT_S));
 
     let started = Instant::now();
     let deadline = started + s.wait_timeout;

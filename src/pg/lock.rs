@@ -19,6 +19,12 @@ pub enum LockError {
         waited: Duration,
         holder: String,
     },
+    #[error("advisory lock {key}: the server did not answer {what} within {waited:?}; the server frees the lock when it notices the connection is gone")]
+    Unanswered {
+        key: i64,
+        what: &'static str,
+        waited: Duration,
+    },
     #[error("advisory lock {key}: {source}")]
     Database {
         key: i64,
@@ -38,17 +44,30 @@ where
     acquire(client, lock).await?;
     let result = body.await;
     let key = lock.key;
-    let released = first_text(client, &format!("SELECT pg_advisory_unlock({key})")).await;
+    let unlock = format!("SELECT pg_advisory_unlock({key})");
+    let released = tokio::time::timeout(RELEASE_BOUND, first_text(client, &unlock)).await;
     match (result, released) {
         (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(LockError::Database {
+        (Ok(_), Err(_)) => Err(LockError::Unanswered {
+            key,
+            what: "the unlock",
+            waited: RELEASE_BOUND,
+        }
+        .into()),
+        (Ok(_), Ok(Err(e))) => Err(LockError::Database {
             key,
             source: PgError::new("releasing the lock", e),
         }
         .into()),
-        (Ok(v), Ok(_)) => Ok(v),
+        (Ok(v), Ok(Ok(_))) => Ok(v),
     }
 }
+
+/// How long the unlock may wait for its answer.
+const RELEASE_BOUND: Duration = Duration::from_secs(10);
+
+/// How long past `lock_timeout` an unanswered poll may wait.
+const POLL_GRACE: Duration = Duration::from_secs(5);
 
 async fn acquire(client: &Client, lock: LockSettings) -> Result<(), LockError> {
     let key = lock.key;
@@ -57,12 +76,22 @@ async fn acquire(client: &Client, lock: LockSettings) -> Result<(), LockError> {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     let mut last_report: Option<Instant> = None;
     loop {
-        let got = first_text(client, &try_sql)
-            .await
-            .map_err(|e| LockError::Database {
+        // A poll that gets no answer (a network that stops forwarding) must not outlive
+        // lock_timeout: the wait for the answer is bounded too.
+        let bound = lock.timeout.saturating_sub(started.elapsed()) + POLL_GRACE;
+        let got = match tokio::time::timeout(bound, first_text(client, &try_sql)).await {
+            Ok(got) => got.map_err(|e| LockError::Database {
                 key,
                 source: PgError::new("taking the lock", e),
-            })?;
+            })?,
+            Err(_) => {
+                return Err(LockError::Timeout {
+                    key,
+                    waited: started.elapsed(),
+                    holder: "unknown: the server stopped answering the lock poll".into(),
+                })
+            }
+        };
         if got.as_deref() == Some("t") {
             if last_report.is_some() {
                 info!(
@@ -75,15 +104,21 @@ async fn acquire(client: &Client, lock: LockSettings) -> Result<(), LockError> {
         }
         let waited = started.elapsed();
         if waited >= lock.timeout {
+            let holder = tokio::time::timeout(POLL_GRACE, holder(client, key))
+                .await
+                .unwrap_or_else(|_| "unknown: the server did not answer".into());
             return Err(LockError::Timeout {
                 key,
                 waited,
-                holder: holder(client, key).await,
+                holder,
             });
         }
         let now = Instant::now();
         if last_report.is_none_or(|t| now - t >= Duration::from_secs(10)) {
-            warn!(key, waited_ms = waited.as_millis() as u64, holder = %holder(client, key).await, "waiting for the advisory lock");
+            let holder = tokio::time::timeout(POLL_GRACE, holder(client, key))
+                .await
+                .unwrap_or_else(|_| "unknown: the server did not answer".into());
+            warn!(key, waited_ms = waited.as_millis() as u64, holder = %holder, "waiting for the advisory lock");
             last_report = Some(now);
         }
         tokio::time::sleep(

@@ -10,4 +10,4 @@ pub mod tls;
 
 pub use connect::{connect, ConnectError};
 pub use error::{classify, describe, Failure, PgError, ServerError};
-pub use session::{column, first_text, Session};
+pub use session::{column, first_text, work_settings_sql, Session};

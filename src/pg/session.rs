@@ -36,19 +36,24 @@ impl Session {
         lock_timeout: Option<Duration>,
         statement_timeout: Duration,
     ) -> Result<(), PgError> {
-        let mut sql = format!("SET statement_timeout = {};", statement_timeout.as_millis());
-        if let Some(t) = lock_timeout {
-            sql.push_str(&format!(" SET lock_timeout = {};", t.as_millis()));
-        }
-        sql.push_str(
-            " SELECT set_config('client_connection_check_interval', '1000', false) \
-             WHERE current_setting('server_version_num')::int >= 140000;",
-        );
         self.client
-            .batch_execute(&sql)
+            .batch_execute(&work_settings_sql(lock_timeout, statement_timeout))
             .await
             .map_err(|e| PgError::new("setting statement_timeout / lock_timeout", e))
     }
+}
+
+/// The statement [`Session::work_settings`] sends (also printed by `plan`).
+pub fn work_settings_sql(lock_timeout: Option<Duration>, statement_timeout: Duration) -> String {
+    let mut sql = format!("SET statement_timeout = {};", statement_timeout.as_millis());
+    if let Some(t) = lock_timeout {
+        sql.push_str(&format!(" SET lock_timeout = {};", t.as_millis()));
+    }
+    sql.push_str(
+        " SELECT set_config('client_connection_check_interval', '1000', false) \
+         WHERE current_setting('server_version_num')::int >= 140000;",
+    );
+    sql
 }
 
 impl std::ops::Deref for Session {

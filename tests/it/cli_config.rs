@@ -199,3 +199,91 @@ fn passwords_never_reach_the_logs() {
         ok.stderr
     );
 }
+
+fn run_in(dir: &std::path::Path, args: &[&str]) -> Run {
+    Run::from(
+        bare_cmd(dir)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+#[test]
+fn bad_settings_are_exit_2_naming_the_setting_never_a_panic_or_a_hang() {
+    let dir = scratch("ranges");
+    let url = ["--database-url", "postgres://u@127.0.0.1:1/db"];
+    for (args, setting) in [
+        (&["--log-level", "eror"][..], "log_level"),
+        (
+            &["--wait-timeout", "10000000000000000000"][..],
+            "wait_timeout",
+        ),
+        (
+            &["--statement-timeout", "3000000s"][..],
+            "statement_timeout",
+        ),
+        (&["--ddl-lock-timeout", "3000000s"][..], "ddl_lock_timeout"),
+        (
+            &["--retry-initial", "0", "--retry-max", "0"][..],
+            "retry_initial",
+        ),
+        (
+            &["--retry-initial", "2s", "--retry-max", "1s"][..],
+            "retry_max",
+        ),
+        (&["--connect-timeout", "0"][..], "connect_timeout"),
+    ] {
+        let mut all = vec!["wait"];
+        all.extend_from_slice(&url);
+        all.extend_from_slice(args);
+        let run = run_in(&dir, &all);
+        run.expect(2);
+        assert!(run.stderr.contains(setting), "{args:?}: {}", run.stderr);
+    }
+    for bad in ["", "postgres://", "postgres://:@:/"] {
+        let started = std::time::Instant::now();
+        let run = run_in(
+            &dir,
+            &["wait", "--database-url", bad, "--wait-timeout", "30s"],
+        );
+        run.expect(2);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{bad:?} waited"
+        );
+        assert!(run.stderr.contains("no host"), "{bad:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn configuration_errors_reach_the_termination_log() {
+    let dir = scratch("termlog");
+    let log = dir.join("termination-log");
+    std::fs::write(&log, "").unwrap_or_else(|e| panic!("{e}"));
+    let path = log.display().to_string();
+    run_in(
+        &dir,
+        &["wait", "--termination-log", &path, "--wait-timeout", "soon"],
+    )
+    .expect(2);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("wait_timeout"), "{text:?}");
+}
+
+#[test]
+fn a_version_too_large_for_64_bits_is_named_as_such() {
+    let dir = scratch("bigversion");
+    std::fs::write(
+        dir.join("migrations/99999999999999999999_big.sql"),
+        "SELECT 1;",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = run_in(&dir, &["validate", "--offline"]);
+    run.expect(7);
+    assert!(
+        run.stderr.contains("larger than 9223372036854775807"),
+        "{}",
+        run.stderr
+    );
+}

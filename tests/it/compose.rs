@@ -33,7 +33,12 @@ fn with_env(limit: Duration) -> Command {
     let mut c = bounded(limit, "bash");
     c.arg(repo().join("scripts/compose/run.sh"));
     // The images are the test's (env.sh), the URL is the compose file's unless a scenario sets it.
-    for var in ["POSTGRES_IMAGE", "DB_INIT_IMAGE", "WEB_IMAGE", "DATABASE_URL"] {
+    for var in [
+        "POSTGRES_IMAGE",
+        "DB_INIT_IMAGE",
+        "WEB_IMAGE",
+        "DATABASE_URL",
+    ] {
         c.env_remove(var);
     }
     c
@@ -63,7 +68,10 @@ fn podman(args: &[&str]) -> Output {
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -152,11 +160,17 @@ impl Stack {
 
     fn compose_command(&self, limit: Duration, args: &[&str]) -> Command {
         let mut c = with_env(limit);
-        c.args(["docker-compose", "--no-ansi", "-p", &self.project, "--project-directory"])
-            .arg(self.dir.join("deploy"))
-            .arg("-f")
-            .arg(repo().join("deploy/compose.yaml"))
-            .args(args);
+        c.args([
+            "docker-compose",
+            "--no-ansi",
+            "-p",
+            &self.project,
+            "--project-directory",
+        ])
+        .arg(self.dir.join("deploy"))
+        .arg("-f")
+        .arg(repo().join("deploy/compose.yaml"))
+        .args(args);
         if let Some(url) = &self.database_url {
             c.env("DATABASE_URL", url);
         }
@@ -204,7 +218,10 @@ impl Stack {
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        assert!(ids.len() <= 1, "{service}: more than one container: {ids:?}");
+        assert!(
+            ids.len() <= 1,
+            "{service}: more than one container: {ids:?}"
+        );
         ids.into_iter().next()
     }
 
@@ -349,7 +366,11 @@ fn up_migrates_then_starts_web_and_a_second_up_has_nothing_to_do() {
         stack.status("web") == "exited"
     });
     assert_eq!(stack.exit_code("web"), 0, "{}", stack.describe());
-    assert!(stack.logs("web").contains("connected to"), "{}", stack.describe());
+    assert!(
+        stack.logs("web").contains("connected to"),
+        "{}",
+        stack.describe()
+    );
     assert_eq!(stack.psql("SELECT count(*) FROM roles"), "4");
     stack.psql("CREATE TABLE compose_marker AS SELECT 'still here' AS note");
 
@@ -362,9 +383,15 @@ fn up_migrates_then_starts_web_and_a_second_up_has_nothing_to_do() {
         log.contains("done: 0 migration(s) applied, 3 already applied"),
         "the second run had something to do:\n{log}"
     );
-    assert!(!log.contains("INFO applied"), "the second run applied something:\n{log}");
+    assert!(
+        !log.contains("INFO applied"),
+        "the second run applied something:\n{log}"
+    );
     assert_eq!(stack.psql("SELECT note FROM compose_marker"), "still here");
-    assert_eq!(stack.psql("SELECT count(*) FROM drizzle.__drizzle_migrations"), "3");
+    assert_eq!(
+        stack.psql("SELECT count(*) FROM drizzle.__drizzle_migrations"),
+        "3"
+    );
     assert!(stack.nanos("web", "StartedAt") > stack.nanos("db-init", "FinishedAt"));
 }
 
@@ -374,8 +401,11 @@ fn a_broken_migration_stops_the_stack_before_web() {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("migrations")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir_all(work.join("seeds")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(work.join("migrations/0001_ok.sql"), "CREATE TABLE ok (id int);\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        work.join("migrations/0001_ok.sql"),
+        "CREATE TABLE ok (id int);\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         work.join("migrations/0002_broken.sql"),
         "CREATE TABLE broken (id int;\n",
@@ -410,9 +440,11 @@ fn db_init_waits_while_postgres_boots() {
     let stack = Stack::new("late", &migrations, &seeds);
     stack.compose_ok(&["up", "-d", "--no-deps", "db-init"]);
     assert!(stack.container("postgres").is_none());
-    wait_for("db-init to log that it waits", Duration::from_secs(30), || {
-        stack.logs("db-init").contains("waiting for the database")
-    });
+    wait_for(
+        "db-init to log that it waits",
+        Duration::from_secs(30),
+        || stack.logs("db-init").contains("waiting for the database"),
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(stack.status("db-init"), "running", "{}", stack.describe());
     stack.compose_ok(&["up", "-d", "postgres"]);
@@ -460,9 +492,14 @@ fn stopping_the_stack_while_db_init_waits_gives_143() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let up_guard = KillOnDrop(&mut up);
-    wait_for("db-init to wait for the database", Duration::from_secs(90), || {
-        stack.container("db-init").is_some() && stack.logs("db-init").contains("waiting for the database")
-    });
+    wait_for(
+        "db-init to wait for the database",
+        Duration::from_secs(90),
+        || {
+            stack.container("db-init").is_some()
+                && stack.logs("db-init").contains("waiting for the database")
+        },
+    );
     assert_eq!(stack.status("db-init"), "running", "{}", stack.describe());
     let sent = Instant::now();
     stack.compose_ok(&["stop", "-t", "10"]);
@@ -474,7 +511,10 @@ fn stopping_the_stack_while_db_init_waits_gives_143() {
         "db-init did not exit 143 on stop\n{}",
         stack.describe()
     );
-    assert!(took < Duration::from_secs(10), "stop took {took:?}: db-init ignored SIGTERM");
+    assert!(
+        took < Duration::from_secs(10),
+        "stop took {took:?}: db-init ignored SIGTERM"
+    );
     let up = up_guard.wait(Duration::from_secs(60));
     assert!(
         !up.status.success(),
@@ -511,8 +551,12 @@ impl KillOnDrop<'_> {
                         stderr,
                     };
                 }
-                Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(200)),
-                Ok(None) => panic!("docker-compose up still runs {limit:?} after the stack was stopped"),
+                Ok(None) if started.elapsed() < limit => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Ok(None) => {
+                    panic!("docker-compose up still runs {limit:?} after the stack was stopped")
+                }
                 Err(e) => panic!("{e}"),
             }
         }

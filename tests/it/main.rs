@@ -5,6 +5,7 @@ mod drizzle_v1;
 mod harness;
 mod lock;
 mod migrate;
+mod network;
 mod package;
 mod patterns;
 mod seed;

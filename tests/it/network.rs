@@ -1,0 +1,193 @@
+//! Networks that stall instead of failing: a proxy between db-init and the server that stops
+//! forwarding (the TCP connection stays up, nothing comes back), and the keepalive settings
+//! every db-init session gives the server.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{server, wait_until, write, TestDb};
+
+/// Forwards 127.0.0.1:<port> to the test server until `stall` is set; then keeps every
+/// connection open and forwards nothing, as a broken middlebox or a dead route does.
+struct StallingProxy {
+    port: u16,
+    stall: Arc<AtomicBool>,
+    cut: Arc<AtomicBool>,
+}
+
+impl StallingProxy {
+    fn start() -> StallingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let stall = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicBool::new(false));
+        let flags = (stall.clone(), cut.clone());
+        let target = format!("{}:{}", server().host, server().port);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), upstream.try_clone()),
+                    (upstream.try_clone(), client.try_clone()),
+                ] {
+                    if let (Ok(from), Ok(to)) = (from, to) {
+                        let flags = flags.clone();
+                        std::thread::spawn(move || pump(from, to, flags));
+                    }
+                }
+            }
+        });
+        StallingProxy { port, stall, cut }
+    }
+
+    fn url(&self, db: &TestDb) -> String {
+        db.url()
+            .replace(&format!(":{}/", server().port), &format!(":{}/", self.port))
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, (stall, cut): (Arc<AtomicBool>, Arc<AtomicBool>)) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = [0u8; 16384];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if cut.load(Ordering::SeqCst) {
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        if stall.load(Ordering::SeqCst) {
+            // Hold the sockets open, read nothing, send nothing.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn a_lock_poll_that_gets_no_answer_still_ends_at_lock_timeout() {
+    let db = TestDb::new("stalled_lock");
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    let key = 7815895486951160637i64;
+    let mut holder = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-d"])
+        .arg(db.url())
+        .args([
+            "-c",
+            &format!("SELECT pg_advisory_lock({key}); SELECT pg_sleep(60)"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until(
+        "the holder to take the lock",
+        Duration::from_secs(10),
+        || {
+            db.sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            ) == "1"
+        },
+    );
+    let proxy = StallingProxy::start();
+    let mut child = db
+        .cmd()
+        .args([
+            "migrate",
+            "--lock-timeout",
+            "3s",
+            "--database-url",
+            &proxy.url(&db),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(800));
+    proxy.stall.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = status.unwrap_or_else(|| {
+        panic!("db-init still waiting 30 s after the network stalled:\n{stderr}")
+    });
+    eprintln!("db-init ended {:?} after the stall", started.elapsed());
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("stopped answering"), "{stderr}");
+}
+
+#[test]
+fn every_session_asks_the_server_for_keepalives() {
+    let db = TestDb::new("keepalives");
+    write(
+        &db.work.join("migrations"),
+        "0001_k.sql",
+        "CREATE TABLE k AS SELECT current_setting('tcp_keepalives_idle') AS idle, \
+         current_setting('tcp_keepalives_interval') AS intvl, current_setting('tcp_keepalives_count') AS cnt;\n",
+    );
+    db.run(&["migrate"]).expect(0);
+    assert_eq!(
+        db.sql("SELECT idle || ' ' || intvl || ' ' || cnt FROM k"),
+        "20 10 3"
+    );
+}
+
+#[test]
+fn a_connection_lost_mid_migration_is_reported_as_unknown_not_rolled_back() {
+    let db = TestDb::new("lost_mid_migration");
+    write(
+        &db.work.join("migrations"),
+        "0001_slow.sql",
+        "CREATE TABLE t (x int);\nSELECT pg_sleep(3);\n",
+    );
+    let proxy = StallingProxy::start();
+    let child = db
+        .cmd()
+        .args(["migrate", "--database-url", &proxy.url(&db)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until("the migration to run", Duration::from_secs(10), || {
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid() AND datname = current_database()") == "1"
+    });
+    proxy.cut.store(true, Ordering::SeqCst);
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("unknown"), "{stderr}");
+    assert!(!stderr.contains("it was rolled back"), "{stderr}");
+}
