@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use tracing::warn;
+
 use super::{yaml, SeedError};
 use crate::text;
 
@@ -50,7 +52,15 @@ pub fn load(dir: &Path) -> Result<Vec<SeedFile>, SeedError> {
         .map(|name| {
             let path = dir.join(&name);
             let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let (text, _) = text::decode(&bytes);
+            let (text, invalid_at) = text::decode(&bytes);
+            if let Some(at) = invalid_at {
+                // The bytes before `at` are valid, so the offset is the same in `text`.
+                let (line, column) = text::line_col(&text, at);
+                warn!(
+                    "{name}:{line}:{column}: not valid UTF-8; such bytes reach the server as U+FFFD \
+                     (the checksum is of the text as read)"
+                );
+            }
             let seed = SeedFile {
                 checksum: text::sha256_hex(&text),
                 name,

@@ -1,9 +1,11 @@
 //! Seeds: the files of the seeds folder in lexical order, each in its own transaction together
-//! with its row in `db_init.seed_runs` (SPEC section 3).
+//! with its row in `db_init.seed_runs` (SPEC section 3); a SQL file with its own transaction
+//! control runs statement by statement, its row recorded after its last statement.
 
 mod load;
 mod runs;
 mod sql;
+mod upsert;
 mod yaml;
 
 use std::path::PathBuf;
@@ -16,14 +18,20 @@ pub use load::{load, SeedFile};
 use crate::config::{SeedMode, SeedSettings};
 use crate::pg::{PgError, ServerError, Session};
 
+/// The outcome of a failed seed that ran in db-init's transaction.
+pub const ROLLED_BACK: &str = "it was rolled back";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    #[error("{place}: seed {file} failed: {error}\n  it was rolled back; migrations stay applied")]
+    #[error("{place}: seed {file} failed: {error}\n  {outcome}; migrations stay applied")]
     Failed {
         file: String,
         /// `file:line:column`, or `file` with the row and column of a YAML seed.
         place: String,
         error: Box<ServerError>,
+        /// What became of the seed's changes: [`ROLLED_BACK`], or what its own transaction
+        /// control committed.
+        outcome: String,
     },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },

@@ -41,11 +41,16 @@ pub async fn read(session: &Session) -> Result<Vec<(String, String)>, PgError> {
         .collect())
 }
 
-/// The statement that records a successful run, inside the seed's transaction.
-pub fn record_sql(seed: &SeedFile) -> String {
+/// The statement that records a successful run: inside the seed's transaction, which began at
+/// `now()`, unless the seed ran statement by statement and took `ms`.
+pub fn record_sql(seed: &SeedFile, ms: Option<u64>) -> String {
+    let ms = match ms {
+        Some(ms) => format!("{}", ms.min(i32::MAX as u64)),
+        None => "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer".into(),
+    };
     format!(
         "INSERT INTO {RUNS} (name, checksum, last_run_at, execution_ms) \
-         VALUES ({}, '{}', now(), (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer) \
+         VALUES ({}, '{}', now(), {ms}) \
          ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, last_run_at = excluded.last_run_at, \
          execution_ms = excluded.execution_ms",
         quote_literal(&seed.name),

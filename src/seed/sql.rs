@@ -1,9 +1,15 @@
 //! SQL seeds: the file as it is, in one transaction with its run record, errors mapped back to
-//! line and column.
+//! line and column. A file with its own top-level transaction control (`BEGIN`, `COMMIT`, ...)
+//! runs statement by statement instead, as a migration that controls its own transaction does,
+//! and a failure says which of its statements stayed committed.
+
+use std::time::Instant;
 
 use tokio_postgres::error::ErrorPosition;
+use tracing::info;
 
-use super::{runs, SeedError, SeedFile};
+use super::{runs, SeedError, SeedFile, ROLLED_BACK};
+use crate::migrate::sql::{self as lex, Stmt};
 use crate::pg::{PgError, ServerError, Session};
 use crate::text;
 
@@ -11,26 +17,125 @@ pub async fn run(session: &Session, seed: &SeedFile) -> Result<(), SeedError> {
     const PREFIX: &str = "BEGIN;\n";
     let body = seed.text.strip_prefix('\u{feff}').unwrap_or(&seed.text);
     let bom = seed.text.len() - body.len();
-    let sql = format!("{PREFIX}{body}\n;\n{};\nCOMMIT;", runs::record_sql(seed));
+    let statements = lex::statements(body);
+    if let Some(why) = statements
+        .iter()
+        .find_map(|s| lex::transaction_control(&s.words))
+    {
+        return run_statement_by_statement(session, seed, &statements, why).await;
+    }
+    let sql = format!(
+        "{PREFIX}{body}\n;\n{};\nCOMMIT;",
+        runs::record_sql(seed, None)
+    );
     let Err(e) = session.batch_execute(&sql).await else {
         return Ok(());
     };
     let _ = session.batch_execute("ROLLBACK").await;
-    let Some(db) = e.as_db_error() else {
+    if e.as_db_error().is_none() {
         return Err(PgError::new(format!("running {}", seed.name), e).into());
-    };
-    let place = match db.position() {
-        Some(ErrorPosition::Original(p)) => {
-            let at = (*p as usize).saturating_sub(1 + PREFIX.len());
-            let byte = body.char_indices().nth(at).map_or(body.len(), |(b, _)| b) + bom;
-            let (line, column) = text::line_col(&seed.text, byte);
-            format!("{}:{line}:{column}", seed.name)
-        }
-        _ => seed.name.clone(),
+    }
+    let place = match error_offset(&sql, &e) {
+        Some(at) => at_offset(seed, (at + bom).saturating_sub(PREFIX.len())),
+        None => seed.name.clone(),
     };
     Err(SeedError::Failed {
         file: seed.name.clone(),
         place,
         error: Box::new(ServerError::from_pg(&e)),
+        outcome: ROLLED_BACK.into(),
     })
+}
+
+/// Each top-level statement alone (a multi-statement query is an implicit transaction), the
+/// file's own BEGIN / COMMIT honoured, then the run record: what commits is what the file says
+/// commits.
+async fn run_statement_by_statement(
+    session: &Session,
+    seed: &SeedFile,
+    statements: &[Stmt],
+    why: &str,
+) -> Result<(), SeedError> {
+    info!(seed = %seed.name, why, "running outside db-init's transaction, statement by statement");
+    let body = seed.text.strip_prefix('\u{feff}').unwrap_or(&seed.text);
+    let bom = seed.text.len() - body.len();
+    let started = Instant::now();
+    let total = statements.len();
+    // Statements 1..=committed are durable; `open` is set while the file's own BEGIN is open.
+    let mut committed = 0;
+    let mut open = false;
+    for (n, stmt) in statements.iter().enumerate() {
+        let Some(sql) = body.get(stmt.range.clone()) else {
+            continue;
+        };
+        if let Err(e) = session.batch_execute(sql).await {
+            if open {
+                let _ = session.batch_execute("ROLLBACK").await;
+            }
+            let at = error_offset(sql, &e).unwrap_or_else(|| lex::leading_blank(sql));
+            let applied = match committed {
+                0 => "none of its statements were committed".to_string(),
+                k => format!(
+                    "partly applied: statements 1..{k} of {total} committed (make the file \
+                     idempotent or undo them before the next run)"
+                ),
+            };
+            let unknown = match e.as_db_error() {
+                Some(_) => String::new(),
+                None => format!(
+                    " (the connection was lost before the server answered: whether statement {} took effect is unknown)",
+                    n + 1
+                ),
+            };
+            return Err(SeedError::Failed {
+                file: seed.name.clone(),
+                place: at_offset(seed, bom + stmt.range.start + at),
+                error: Box::new(ServerError::from_pg(&e)),
+                outcome: format!(
+                    "it has its own transaction control and ran statement by statement: {applied}{unknown}; \
+                     no seed_runs row was written"
+                ),
+            });
+        }
+        match lex::opens_transaction(&stmt.words) {
+            Some(true) => open = true,
+            Some(false) => {
+                open = false;
+                committed = n + 1;
+            }
+            None if !open => committed = n + 1,
+            None => {}
+        }
+    }
+    let record = runs::record_sql(seed, Some(started.elapsed().as_millis() as u64));
+    // A file that leaves its transaction open is committed with its run record.
+    let record = match open {
+        true => format!("{record};\nCOMMIT"),
+        false => record,
+    };
+    if let Err(e) = session.batch_execute(&record).await {
+        if open {
+            let _ = session.batch_execute("ROLLBACK").await;
+        }
+        return Err(PgError::new(format!("recording the run of {}", seed.name), e).into());
+    }
+    Ok(())
+}
+
+/// Byte offset in `sent` of the server's error position, if it gave one.
+fn error_offset(sent: &str, e: &tokio_postgres::Error) -> Option<usize> {
+    match e.as_db_error()?.position()? {
+        ErrorPosition::Original(p) => Some(
+            sent.char_indices()
+                .nth((*p as usize).saturating_sub(1))
+                .map_or(sent.len(), |(b, _)| b),
+        ),
+        ErrorPosition::Internal { .. } => None,
+    }
+}
+
+/// `file:line:column` of a byte offset in the seed's text.
+fn at_offset(seed: &SeedFile, offset: usize) -> String {
+    let (line, column) = text::line_col(&seed.text, offset);
+    format!("{}:{line}:{column}", seed.name)
 }

@@ -1,5 +1,6 @@
-//! Declarative YAML seeds: rows upserted with `INSERT ... ON CONFLICT (key)`, values bound as
-//! parameters and cast to the column types the catalog reports.
+//! Declarative YAML seeds: the file read against the catalog into rows of parameter texts
+//! (see `upsert` for the statements), run in one transaction with the seed's run record, and
+//! a refused value traced back to its row and column.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,7 @@ use serde_norway::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::upsert::{self, Cell, Column, Row, Statement, Target};
 use super::{runs, SeedError, SeedFile};
 use crate::pg::quote::{quote_ident, quote_literal};
 use crate::pg::{describe, PgError, ServerError, Session};
@@ -36,36 +38,10 @@ enum OnConflict {
     Ignore,
 }
 
-struct Column {
-    /// `format_type()` of the column: trusted text from the catalog, safe to put in SQL.
-    sql_type: String,
-    /// pg_type.typcategory: `A` array, `U` with json/jsonb names, ...
-    category: String,
-}
-
-impl Column {
-    fn is_json(&self) -> bool {
-        self.sql_type == "json" || self.sql_type == "jsonb"
-    }
-}
-
-/// The INSERT statements (a few if the rows need more than PostgreSQL's parameter limit) and
-/// their parameters.
+/// The statements of the seed, ready to run.
 pub struct Prepared {
-    pub statements: Vec<(String, Vec<Option<String>>)>,
-    /// For error reports: (row number, column, value, SQL type) of every parameter, per statement.
-    cells: Vec<Vec<Cell>>,
+    statements: Vec<Statement>,
 }
-
-/// One bound value and where it came from, to name the row and column the server refused.
-struct Cell {
-    row: usize,
-    column: String,
-    value: Option<String>,
-    sql_type: String,
-}
-
-const MAX_PARAMS: usize = 30_000;
 
 /// Checks the file's shape without a database, so a broken seed fails before anything runs.
 pub fn check(seed: &SeedFile) -> Result<(), SeedError> {
@@ -102,131 +78,57 @@ async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedError
         .await
         .map_err(|message| invalid(format!("table `{}`: {message}", spec.table)))?;
 
-    // The union of the rows' columns, in first-seen order; a row without one gets DEFAULT.
-    let mut names: Vec<String> = Vec::new();
-    let mut rows: Vec<BTreeMap<String, Value>> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    // Text of each key, to refuse a key given twice: which row would win?
+    let mut seen: BTreeMap<Vec<Option<String>>, usize> = BTreeMap::new();
     for (i, row) in spec.rows.iter().enumerate() {
+        let number = i + 1;
         let mut values = BTreeMap::new();
         for (k, v) in row {
             let Some(name) = k.as_str() else {
                 return Err(invalid(format!(
-                    "row {}: column name {k:?} is not a string",
-                    i + 1
+                    "row {number}: column name {k:?} is not a string"
                 )));
             };
-            if !columns.contains_key(name) {
+            let Some(col) = columns.get(name) else {
                 return Err(invalid(format!(
-                    "row {}: table `{}` has no column `{name}`",
-                    i + 1,
+                    "row {number}: table `{}` has no column `{name}`",
                     spec.table
                 )));
-            }
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-            values.insert(name.to_string(), v.clone());
+            };
+            let text = to_text(v, col)
+                .map_err(|m| invalid(format!("row {number}, column `{name}`: {m}")))?;
+            values.insert(name.to_string(), text);
         }
+        let mut key_text = Vec::new();
         for k in &key {
-            if !values.contains_key(k) {
+            match values.get(k) {
+                Some(v) => key_text.push(v.clone()),
+                None => {
+                    return Err(invalid(format!(
+                        "row {number}: key column `{k}` is missing"
+                    )))
+                }
+            }
+        }
+        if spec.on_conflict == OnConflict::Update {
+            if let Some(first) = seen.insert(key_text, number) {
                 return Err(invalid(format!(
-                    "row {}: key column `{k}` is missing",
-                    i + 1
+                    "row {number}: the same key as row {first} (which one should win?)"
                 )));
             }
         }
-        rows.push(values);
+        rows.push(Row { number, values });
     }
-    if rows.is_empty() {
-        return Ok(Prepared {
-            statements: Vec::new(),
-            cells: Vec::new(),
-        });
-    }
-    let quoted: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
-    let conflict = match (
-        spec.on_conflict,
-        names.iter().filter(|n| !key.contains(n)).count(),
-    ) {
-        (OnConflict::Ignore, _) | (OnConflict::Update, 0) => "DO NOTHING".to_string(),
-        (OnConflict::Update, _) => {
-            let changing: Vec<String> = names
-                .iter()
-                .filter(|n| !key.contains(n))
-                .map(|n| quote_ident(n))
-                .collect();
-            let sets: Vec<String> = changing
-                .iter()
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect();
-            let target: Vec<String> = changing.iter().map(|c| format!("{table}.{c}")).collect();
-            let incoming: Vec<String> = changing.iter().map(|c| format!("excluded.{c}")).collect();
-            // Rows that already hold these values are left alone: no new row versions on
-            // every pod start.
-            format!(
-                "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
-                sets.join(", "),
-                target.join(", "),
-                incoming.join(", ")
-            )
-        }
+    let target = Target {
+        table: &table,
+        key: &key,
+        update: spec.on_conflict == OnConflict::Update,
+        columns: &columns,
     };
-    let key_sql = key
-        .iter()
-        .map(|k| quote_ident(k))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let per_statement = (MAX_PARAMS / names.len()).max(1);
-
-    let mut prepared = Prepared {
-        statements: Vec::new(),
-        cells: Vec::new(),
-    };
-    for (chunk_no, chunk) in rows.chunks(per_statement).enumerate() {
-        let mut params = Vec::new();
-        let mut cells = Vec::new();
-        let mut tuples = Vec::new();
-        for (j, row) in chunk.iter().enumerate() {
-            let row_no = chunk_no * per_statement + j + 1;
-            let mut exprs = Vec::new();
-            for name in &names {
-                let Some(value) = row.get(name) else {
-                    exprs.push("DEFAULT".to_string());
-                    continue;
-                };
-                let col = &columns[name];
-                let text = to_text(value, col)
-                    .map_err(|m| invalid(format!("row {row_no}, column `{name}`: {m}")))?;
-                params.push(text.clone());
-                cells.push(Cell {
-                    row: row_no,
-                    column: name.clone(),
-                    value: text,
-                    sql_type: col.sql_type.clone(),
-                });
-                exprs.push(cast(params.len(), col));
-            }
-            tuples.push(format!("({})", exprs.join(", ")));
-        }
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({key_sql}) {conflict}",
-            quoted.join(", "),
-            tuples.join(", ")
-        );
-        prepared.statements.push((sql, params));
-        prepared.cells.push(cells);
-    }
-    Ok(prepared)
-}
-
-fn cast(n: usize, col: &Column) -> String {
-    if col.category == "A" {
-        format!(
-            "ARRAY(SELECT jsonb_array_elements_text(CAST(${n}::text AS jsonb)))::{}",
-            col.sql_type
-        )
-    } else {
-        format!("CAST(${n}::text AS {})", col.sql_type)
-    }
+    Ok(Prepared {
+        statements: upsert::statements(&target, &rows),
+    })
 }
 
 /// The parameter text of a YAML value for a column, or why it cannot fit.
@@ -243,7 +145,7 @@ fn to_text(value: &Value, col: &Column) -> Result<Option<String>, String> {
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Sequence(_) if col.category == "A" => json().map(Some),
+        Value::Sequence(_) if col.is_array() => json().map(Some),
         Value::Sequence(_) => Err(format!("a list does not fit type {}", col.sql_type)),
         Value::Mapping(_) => Err(format!(
             "a mapping does not fit type {} (only json/jsonb)",
@@ -285,17 +187,21 @@ async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column
 
 /// Runs the statements; the caller holds the transaction.
 async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Result<(), SeedError> {
-    for (k, (sql, params)) in prepared.statements.iter().enumerate() {
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        if let Err(e) = client.execute(sql.as_str(), &refs).await {
-            return Err(locate(client, seed, &prepared.cells[k], e).await);
+    for statement in &prepared.statements {
+        let refs: Vec<&(dyn ToSql + Sync)> = statement
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        if let Err(e) = client.execute(statement.sql.as_str(), &refs).await {
+            return Err(locate(client, seed, &statement.cells, e).await);
         }
     }
     Ok(())
 }
 
-/// Names the row and column whose value the server refused, by casting each value alone.
+/// Names the row and column whose value the server refused, by casting each value alone with
+/// the very expression the statement uses.
 async fn locate(
     client: &Client,
     seed: &SeedFile,
@@ -307,12 +213,11 @@ async fn locate(
     };
     let mut place = seed.name.clone();
     if db.code().code().starts_with("22") {
-        // The failed INSERT left the transaction aborted; probe in a fresh one after it.
+        // The failed statement left the transaction aborted; probe in a fresh one after it.
         let _ = client.batch_execute("ROLLBACK; BEGIN").await;
         for cell in cells {
-            let probe = format!("SELECT CAST($1::text AS {})", cell.sql_type);
             if client
-                .execute(probe.as_str(), &[&cell.value])
+                .execute(cell.probe.as_str(), &[&cell.value])
                 .await
                 .is_err()
             {
@@ -328,6 +233,7 @@ async fn locate(
         file: seed.name.clone(),
         place,
         error: Box::new(ServerError::from_pg(&e)),
+        outcome: super::ROLLED_BACK.into(),
     }
 }
 
@@ -338,7 +244,7 @@ pub async fn run(session: &Session, seed: &SeedFile) -> Result<(), SeedError> {
     session.batch_execute("BEGIN").await.map_err(db)?;
     let result = match execute(session, seed, &prepared).await {
         Ok(()) => session
-            .batch_execute(&format!("{};\nCOMMIT", runs::record_sql(seed)))
+            .batch_execute(&format!("{};\nCOMMIT", runs::record_sql(seed, None)))
             .await
             .map_err(db),
         Err(e) => Err(e),

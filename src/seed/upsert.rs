@@ -1,0 +1,179 @@
+//! The statements of a YAML seed. Rows with the same columns (and the same null key columns)
+//! share one statement that updates the existing rows whose values differ and inserts the
+//! missing ones, so a row that already holds its values is not touched and draws no sequence
+//! value (`INSERT ... ON CONFLICT` would evaluate the defaults before finding the conflict).
+
+use std::collections::BTreeMap;
+
+use crate::pg::quote::quote_ident;
+
+/// A column as the catalog reports it.
+pub struct Column {
+    /// `format_type()` of the column: trusted text from the catalog, safe to put in SQL.
+    pub sql_type: String,
+    /// pg_type.typcategory: `A` array, `U` with json/jsonb names, ...
+    pub category: String,
+}
+
+impl Column {
+    pub fn is_json(&self) -> bool {
+        self.sql_type == "json" || self.sql_type == "jsonb"
+    }
+
+    pub fn is_array(&self) -> bool {
+        self.category == "A"
+    }
+
+    /// The expression that turns parameter `$n` (text) into the column's type. Arrays arrive
+    /// as JSON lists; a null stays null rather than becoming an empty array.
+    pub fn cast(&self, n: usize) -> String {
+        if self.is_array() {
+            format!(
+                "CAST(CASE WHEN ${n}::text IS NULL THEN NULL \
+                 ELSE ARRAY(SELECT jsonb_array_elements_text(CAST(${n}::text AS jsonb))) END AS {})",
+                self.sql_type
+            )
+        } else {
+            format!("CAST(${n}::text AS {})", self.sql_type)
+        }
+    }
+}
+
+/// One row of the seed: its number in the file and the parameter text of each column it names.
+pub struct Row {
+    pub number: usize,
+    pub values: BTreeMap<String, Option<String>>,
+}
+
+/// One bound value and where it came from, to name the row and column the server refused.
+pub struct Cell {
+    pub row: usize,
+    pub column: String,
+    pub value: Option<String>,
+    /// `SELECT <the statement's cast of $1>`: the probe that tells whether this value fits.
+    pub probe: String,
+}
+
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Option<String>>,
+    pub cells: Vec<Cell>,
+}
+
+/// Where the rows go.
+pub struct Target<'a> {
+    /// Quoted, possibly schema-qualified.
+    pub table: &'a str,
+    pub key: &'a [String],
+    /// `on_conflict: update`; otherwise existing rows are never changed.
+    pub update: bool,
+    pub columns: &'a BTreeMap<String, Column>,
+}
+
+const MAX_PARAMS: usize = 30_000;
+/// The name of the rows inside the statement; unlikely to shadow a user's table.
+const ROWS: &str = "db_init_seed_rows";
+
+/// The statements for `rows`, in the order of each group's first row.
+pub fn statements(target: &Target, rows: &[Row]) -> Vec<Statement> {
+    type Shape<'r> = (Vec<&'r str>, Vec<bool>);
+    let mut index: BTreeMap<Shape, usize> = BTreeMap::new();
+    let mut groups: Vec<(Shape, Vec<&Row>)> = Vec::new();
+    for row in rows {
+        let names: Vec<&str> = row.values.keys().map(String::as_str).collect();
+        let nulls: Vec<bool> = target
+            .key
+            .iter()
+            .map(|k| matches!(row.values.get(k), Some(None)))
+            .collect();
+        let shape = (names, nulls);
+        match index.get(&shape) {
+            Some(&g) => groups[g].1.push(row),
+            None => {
+                index.insert(shape.clone(), groups.len());
+                groups.push((shape, vec![row]));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((names, nulls), rows) in &groups {
+        let per_statement = (MAX_PARAMS / names.len().max(1)).max(1);
+        for chunk in rows.chunks(per_statement) {
+            out.push(statement(target, names, nulls, chunk));
+        }
+    }
+    out
+}
+
+fn statement(target: &Target, names: &[&str], nulls: &[bool], rows: &[&Row]) -> Statement {
+    let table = target.table;
+    let mut params = Vec::new();
+    let mut cells = Vec::new();
+    let mut tuples = Vec::new();
+    for row in rows {
+        let mut exprs = Vec::new();
+        for &name in names {
+            let (Some(col), Some(value)) = (target.columns.get(name), row.values.get(name)) else {
+                continue;
+            };
+            params.push(value.clone());
+            cells.push(Cell {
+                row: row.number,
+                column: name.to_string(),
+                value: value.clone(),
+                probe: format!("SELECT {}", col.cast(1)),
+            });
+            exprs.push(col.cast(params.len()));
+        }
+        tuples.push(format!("({})", exprs.join(", ")));
+    }
+    let quoted: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+    let cols = quoted.join(", ");
+    // Key columns a row gives as null match the rows that have null there.
+    let mut matching: Vec<String> = target
+        .key
+        .iter()
+        .zip(nulls)
+        .map(|(k, &null)| {
+            let k = quote_ident(k);
+            match null {
+                true => format!("t.{k} IS NULL"),
+                false => format!("t.{k} = r.{k}"),
+            }
+        })
+        .collect();
+    if matching.is_empty() {
+        matching.push("true".into());
+    }
+    let matching = matching.join(" AND ");
+    let changing: Vec<&String> = quoted
+        .iter()
+        .zip(names)
+        .filter(|(_, n)| !target.key.iter().any(|k| k == *n))
+        .map(|(q, _)| q)
+        .collect();
+    let mut sql = format!("WITH {ROWS} ({cols}) AS (VALUES {})", tuples.join(", "));
+    if target.update && !changing.is_empty() {
+        let sets: Vec<String> = changing.iter().map(|c| format!("{c} = r.{c}")).collect();
+        // Compared as text: what the row holds is exactly what the seed says (and json, which
+        // has no equality operator, compares too).
+        let held: Vec<String> = changing.iter().map(|c| format!("t.{c}::text")).collect();
+        let given: Vec<String> = changing.iter().map(|c| format!("r.{c}::text")).collect();
+        sql.push_str(&format!(
+            ", db_init_seed_updated AS (UPDATE {table} AS t SET {} FROM {ROWS} AS r \
+             WHERE {matching} AND ROW({}) IS DISTINCT FROM ROW({}))",
+            sets.join(", "),
+            held.join(", "),
+            given.join(", ")
+        ));
+    }
+    let key_sql: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
+    let selected: Vec<String> = quoted.iter().map(|c| format!("r.{c}")).collect();
+    sql.push_str(&format!(
+        " INSERT INTO {table} ({cols}) SELECT {} FROM {ROWS} AS r \
+         WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE {matching}) ON CONFLICT ({}) DO NOTHING",
+        selected.join(", "),
+        key_sql.join(", ")
+    ));
+    Statement { sql, params, cells }
+}
