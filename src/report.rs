@@ -156,7 +156,9 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFil
                     .map(|&i| source.migrations[i].file.as_str())
                     .collect();
                 out.push_str(&format!("-- {}\n", names.join(", ")));
-                out.push_str(&Batch::transaction(source, &a.history, &indices, durable).text);
+                out.push_str(
+                    &Batch::transaction(source, &a.history, &indices, durable).text(source),
+                );
                 out.push('\n');
             }
             Step::Outside(i) => {

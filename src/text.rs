@@ -6,8 +6,19 @@ use sha2::{Digest, Sha256};
 /// A file's text as Drizzle reads it (`readFileSync().toString()`): invalid UTF-8 becomes
 /// U+FFFD, a BOM and CRLF are kept. Also where the first invalid byte was, if any.
 pub fn decode(bytes: &[u8]) -> (String, Option<usize>) {
-    let invalid_at = std::str::from_utf8(bytes).err().map(|e| e.valid_up_to());
-    (String::from_utf8_lossy(bytes).into_owned(), invalid_at)
+    decode_owned(bytes.to_vec())
+}
+
+/// [`decode`] taking the bytes, so valid UTF-8 (the common case) costs no copy: a migration
+/// of any size is held once.
+pub fn decode_owned(bytes: Vec<u8>) -> (String, Option<usize>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(at))
+        }
+    }
 }
 
 /// SHA-256 of the text, lower-case hex: Drizzle's `hash`.

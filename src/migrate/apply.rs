@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::history::History;
 use super::migration::Migration;
 use super::source::Source;
-use super::steps::{steps, Batch, Step};
+use super::steps::{steps, Batch, Segment, Step};
 use super::{Failed, Location, MigrateError};
 use crate::config::MigrateSettings;
 use crate::pg::quote::quote_literal;
@@ -69,9 +69,9 @@ async fn run_transaction(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut attempt = 0;
     loop {
-        let err = match client.batch_execute(&batch.text).await {
+        let (err, segment) = match send(client, source, batch).await {
             Ok(()) => return Ok(()),
-            Err(e) => e,
+            Err(failed) => failed,
         };
         rollback(client).await;
         if err.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) && attempt < settings.ddl_lock_retries
@@ -90,8 +90,23 @@ async fn run_transaction(
             tokio::time::sleep(delay).await;
             continue;
         }
-        return Err(failure(client, source, indices, batch, &err, applied_before).await);
+        return Err(failure(client, source, indices, &segment, &err, applied_before).await);
     }
+}
+
+/// Sends the batch a segment at a time; the failing segment comes back with the error.
+async fn send(
+    client: &Client,
+    source: &Source,
+    batch: &Batch,
+) -> Result<(), (tokio_postgres::Error, Segment)> {
+    for k in 0..batch.segment_count() {
+        let segment = batch.segment(source, k);
+        if let Err(e) = client.batch_execute(&segment.text).await {
+            return Err((e, segment));
+        }
+    }
+    Ok(())
 }
 
 /// Statement by statement, then the history row: for `CREATE INDEX CONCURRENTLY`, files that
@@ -234,7 +249,7 @@ async fn failure(
     client: &Client,
     source: &Source,
     indices: &[usize],
-    batch: &Batch,
+    segment: &Segment,
     err: &tokio_postgres::Error,
     applied_before: usize,
 ) -> MigrateError {
@@ -252,7 +267,7 @@ async fn failure(
         (false, false) => format!("it was rolled back. {}", kept_note(applied_before)),
     };
     if let Some(ErrorPosition::Original(p)) = err.as_db_error().and_then(|d| d.position()) {
-        if let Some((i, location)) = batch.locate(source, *p) {
+        if let Some((i, location)) = segment.locate(source, *p) {
             return failed(&source.migrations[i], location, err, note);
         }
     }

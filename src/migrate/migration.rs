@@ -75,8 +75,14 @@ pub struct Migration {
 }
 
 impl Migration {
-    pub fn new(version: i64, name: String, file: String, bytes: &[u8], split: Split) -> Migration {
-        let (text, invalid_utf8_at) = text::decode(bytes);
+    pub fn new(
+        version: i64,
+        name: String,
+        file: String,
+        bytes: Vec<u8>,
+        split: Split,
+    ) -> Migration {
+        let (text, invalid_utf8_at) = text::decode_owned(bytes);
         let statements = match split {
             Split::Breakpoints => chunks(&text),
             Split::Statements => sql::statements(&text)
@@ -195,7 +201,7 @@ pub mod testing {
             version,
             name,
             file.to_string(),
-            sql.as_bytes(),
+            sql.as_bytes().to_vec(),
             Split::Breakpoints,
         )
     }
@@ -221,7 +227,7 @@ mod tests {
             1,
             "x".into(),
             "x.sql".into(),
-            b"SELECT '\xff';",
+            b"SELECT '\xff';".to_vec(),
             Split::Breakpoints,
         );
         assert_eq!(m.text, "SELECT '\u{fffd}';");

@@ -147,7 +147,7 @@ fn load_drizzle(
                 entry.when,
                 entry.tag.clone(),
                 file,
-                &bytes,
+                bytes,
                 Split::Breakpoints,
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -212,7 +212,7 @@ fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
         seen.insert(version, name.clone());
         let path = dir.join(&name);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let m = Migration::new(version, rest.to_string(), name, &bytes, Split::Statements);
+        let m = Migration::new(version, rest.to_string(), name, bytes, Split::Statements);
         source.migrations.push(m);
     }
     source.migrations.sort_by_key(|m| m.version);

@@ -6,17 +6,34 @@ use super::history::History;
 use super::source::Source;
 use super::Location;
 
-/// The text sent for one or more migrations, and where each statement of it came from.
+/// One transaction's text, built a segment at a time: a migration of any size costs one copy
+/// of a segment, not of the whole file. A segment is one query (one round trip); most
+/// transactions are a single segment.
 #[derive(Debug, Default)]
 pub struct Batch {
+    parts: Vec<Part>,
+    /// Ranges of `parts`, each sent as one query.
+    segments: Vec<std::ops::Range<usize>>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Raw(String),
+    Statement { migration: usize, statement: usize },
+}
+
+/// Past this many bytes a transaction is cut into several queries (inside one transaction).
+const SEGMENT_BYTES: usize = 4 << 20;
+
+/// One query of a batch and where each of its statements came from.
+pub struct Segment {
     pub text: String,
-    chars: usize,
     pieces: Vec<Piece>,
 }
 
 #[derive(Debug)]
 struct Piece {
-    /// Character range in `text` (the server reports positions in characters).
+    /// Character range in the segment's text (the server reports positions in characters).
     start: usize,
     end: usize,
     migration: usize,
@@ -26,25 +43,6 @@ struct Piece {
 }
 
 impl Batch {
-    fn raw(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.chars += s.chars().count();
-    }
-
-    fn statement(&mut self, migration: usize, statement: usize, sql: &str, file_offset: usize) {
-        let start = self.chars;
-        self.raw(sql);
-        self.pieces.push(Piece {
-            start,
-            end: self.chars,
-            migration,
-            statement,
-            file_offset,
-        });
-        // A chunk may end in a `--` comment or lack its semicolon: close it on a new line.
-        self.raw("\n;\n");
-    }
-
     /// One transaction holding `indices` and their history rows. `durable` = false lets the
     /// commit skip the WAL flush wait: a later synchronous commit in the same run flushes it,
     /// and a crash before then loses the migration and its row together.
@@ -55,25 +53,100 @@ impl Batch {
         durable: bool,
     ) -> Batch {
         let mut b = Batch::default();
-        b.raw("BEGIN;\n");
-        if !durable {
-            b.raw("SET LOCAL synchronous_commit = off;\n");
-        }
+        let mut start = 0;
+        let mut bytes = 0;
+        let mut push = |b: &mut Batch, part: Part, len: usize| {
+            if bytes > 0 && bytes + len > SEGMENT_BYTES {
+                b.segments.push(start..b.parts.len());
+                start = b.parts.len();
+                bytes = 0;
+            }
+            bytes += len;
+            b.parts.push(part);
+        };
+        let begin = match durable {
+            true => "BEGIN;\n",
+            false => "BEGIN;\nSET LOCAL synchronous_commit = off;\n",
+        };
+        push(&mut b, Part::Raw(begin.into()), begin.len());
         for &i in indices {
             let Some(m) = source.migrations.get(i) else {
                 continue;
             };
-            for s in 0..m.statements.len() {
-                let (sql, offset) = m.statement_sql(s);
-                b.statement(i, s, sql, offset);
+            for statement in 0..m.statements.len() {
+                let len = m.statement_sql(statement).0.len();
+                push(
+                    &mut b,
+                    Part::Statement {
+                        migration: i,
+                        statement,
+                    },
+                    len,
+                );
             }
-            b.raw(&history.insert_sql(m, None));
-            b.raw(";\n");
+            let row = format!("{};\n", history.insert_sql(m, None));
+            let len = row.len();
+            push(&mut b, Part::Raw(row), len);
         }
-        b.raw("COMMIT;");
+        push(&mut b, Part::Raw("COMMIT;".into()), 7);
+        b.segments.push(start..b.parts.len());
         b
     }
 
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The text of segment `k` and where its statements came from.
+    pub fn segment(&self, source: &Source, k: usize) -> Segment {
+        let mut seg = Segment {
+            text: String::new(),
+            pieces: Vec::new(),
+        };
+        let mut chars = 0;
+        let range = self.segments.get(k).cloned().unwrap_or(0..0);
+        for part in self.parts.get(range).unwrap_or(&[]) {
+            match part {
+                Part::Raw(s) => {
+                    seg.text.push_str(s);
+                    chars += s.chars().count();
+                }
+                Part::Statement {
+                    migration,
+                    statement,
+                } => {
+                    let Some(m) = source.migrations.get(*migration) else {
+                        continue;
+                    };
+                    let (sql, file_offset) = m.statement_sql(*statement);
+                    let start = chars;
+                    seg.text.push_str(sql);
+                    chars += sql.chars().count();
+                    seg.pieces.push(Piece {
+                        start,
+                        end: chars,
+                        migration: *migration,
+                        statement: *statement,
+                        file_offset,
+                    });
+                    // A chunk may end in a `--` comment or lack its semicolon: close it.
+                    seg.text.push_str("\n;\n");
+                    chars += 3;
+                }
+            }
+        }
+        seg
+    }
+
+    /// The whole text, as `plan` prints it.
+    pub fn text(&self, source: &Source) -> String {
+        (0..self.segments.len())
+            .map(|k| self.segment(source, k).text)
+            .collect()
+    }
+}
+
+impl Segment {
     /// Maps a server error position (1-based, in characters) to the migration and its file.
     pub fn locate(&self, source: &Source, position: u32) -> Option<(usize, Location)> {
         let at = (position as usize).checked_sub(1)?;

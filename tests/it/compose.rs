@@ -89,27 +89,7 @@ impl Service {
         for var in ["POSTGRES_IMAGE", "DB_INIT_IMAGE", "WEB_IMAGE"] {
             c.env_remove(var);
         }
-        // Cargo gives a test the variables of the package being tested (CARGO_MANIFEST_DIR,
-        // CARGO_PKG_NAME, ...). Some build scripts (ring's) rerun when those change, so a build
-        // started from here with them would rebuild the release binary, and the next build
-        // from a shell without them would rebuild it again.
-        for (var, _) in std::env::vars_os() {
-            let var = var.to_string_lossy();
-            if [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-            ]
-            .iter()
-            .any(|p| var.starts_with(p))
-            {
-                c.env_remove(&*var);
-            }
-        }
+        crate::harness::without_cargo_test_env(&mut c);
         let started = Instant::now();
         let out = run(c);
         let service = Service;

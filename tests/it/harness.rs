@@ -472,3 +472,25 @@ pub fn drizzle(version: &str, db: &TestDb, folder: &Path) -> serde_json::Value {
         )
     })
 }
+
+/// Cargo gives a test the variables of the package being tested (CARGO_MANIFEST_DIR,
+/// CARGO_PKG_NAME, ...). Some build scripts (ring's) rerun when those change, so a build
+/// started from a test with them would rebuild the release binary, and the next build from a
+/// shell without them would rebuild it again.
+pub fn without_cargo_test_env(c: &mut Command) {
+    const PREFIXES: [&str; 7] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    for (var, _) in std::env::vars_os() {
+        let var = var.to_string_lossy();
+        if PREFIXES.iter().any(|p| var.starts_with(p)) {
+            c.env_remove(&*var);
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests: the built binary against a real PostgreSQL server (see `harness`).
 
 mod cli_config;
+mod compose;
 mod drizzle_v1;
 mod harness;
 mod lock;

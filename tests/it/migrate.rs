@@ -619,3 +619,25 @@ fn a_run_with_nothing_to_do_writes_nothing() {
         "a run with nothing to do wrote to the database"
     );
 }
+
+/// A migration larger than one query segment (4 MiB) is sent in several queries of one
+/// transaction: it applies whole, and an error near its end is still placed by line.
+#[test]
+fn a_large_migration_is_sent_in_segments_and_errors_keep_their_place() {
+    let db = TestDb::new("segments");
+    let mut sql = String::from("CREATE TABLE big (id int, s text);\n");
+    let row = "x".repeat(100);
+    for i in 0..60_000 {
+        sql.push_str(&format!("INSERT INTO big VALUES ({i}, '{row}');\n"));
+    }
+    write(&db.work.join("ok"), "0001_big.sql", &sql);
+    migrate(&db, "ok", &[]).expect(0);
+    assert_eq!(db.sql("SELECT count(*) FROM big"), "60000");
+    sql.push_str("INSERT INTO big VALUES (1, 'a', 'too many');\n");
+    let db = TestDb::new("segments_bad");
+    write(&db.work.join("bad"), "0001_bad.sql", &sql);
+    let run = migrate(&db, "bad", &[]);
+    run.expect(6);
+    assert!(run.stderr.contains("0001_bad.sql:60002:"), "{}", run.stderr);
+    assert_eq!(db.sql("SELECT to_regclass('big') IS NULL"), "t");
+}

@@ -18,10 +18,10 @@ fn is_root() -> bool {
 fn static_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/build-static.sh"))
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut build = Command::new("bash");
+        build.arg(repo().join("scripts/build-static.sh"));
+        crate::harness::without_cargo_test_env(&mut build);
+        let out = build.output().unwrap_or_else(|e| panic!("{e}"));
         assert!(
             out.status.success(),
             "static build failed: {}",
