@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use crate::cli::{Command, Format};
 use crate::config::Config;
 use crate::exit::{Error, Signal, Success};
+use crate::job::{self, Parts};
 use crate::migrate::{self, baseline, repair, source, Assessment, MigrateError, Source};
 use crate::pg::lock::with_lock;
 use crate::pg::{self, Session};
@@ -105,63 +106,22 @@ async fn connect<'a>(cfg: &Config, cell: &'a OnceCell<Session>) -> Result<&'a Se
     Ok(cell.get_or_init(|| session))
 }
 
-/// Which parts of the job a command runs.
-#[derive(Clone, Copy)]
-struct Parts {
-    migrations: bool,
-    seeds: bool,
-}
-
-impl Parts {
-    const BOTH: Parts = Parts {
-        migrations: true,
-        seeds: true,
-    };
-    const MIGRATIONS: Parts = Parts {
-        migrations: true,
-        seeds: false,
-    };
-    const SEEDS: Parts = Parts {
-        migrations: false,
-        seeds: true,
-    };
-}
-
 /// wait, lock, migrate, seed. The folders are read and checked before any connection, so a
 /// broken folder fails fast and never waits for a lock.
 async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Success, Error> {
     let started = Instant::now();
-    let source = match parts.migrations {
-        true => {
-            let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
-            MigrateError::validation(source.problems.clone())?;
-            Some(source)
-        }
-        false => None,
-    };
-    let seeds = match parts.seeds {
-        true => seed::load(&cfg.seed.dir)?,
-        false => Vec::new(),
-    };
+    let inputs = job::Inputs::load(cfg, parts)?;
     let session = connect(cfg, cell).await?;
-    let (outcome, seeds_run) = with_lock(session, cfg.lock, async {
-        let outcome = match &source {
-            Some(source) => migrate::migrate(session, &cfg.migrate, source).await?,
-            None => migrate::Outcome::default(),
-        };
-        let seeds_run = seed::run(session, &cfg.seed, &seeds).await?;
-        Ok::<_, Error>((outcome, seeds_run))
-    })
-    .await?;
+    let done = job::run_on(session, cfg, &inputs).await?;
     info!(
-        applied = outcome.applied,
-        already_applied = outcome.already_applied,
-        seeds = seeds_run,
+        applied = done.applied,
+        already_applied = done.already_applied,
+        seeds = done.seeds_run,
         ms = started.elapsed().as_millis() as u64,
         "done: {} migration(s) applied, {} already applied, {} seed(s) run",
-        outcome.applied,
-        outcome.already_applied,
-        seeds_run
+        done.applied,
+        done.already_applied,
+        done.seeds_run
     );
     Ok(Success::Done)
 }
@@ -187,13 +147,18 @@ async fn status(cfg: &Config, cell: &OnceCell<Session>, format: Format) -> Resul
 }
 
 async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Result<Success, Error> {
-    let problems = if offline {
+    let (problems, warnings) = if offline {
         let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
         seed::load(&cfg.seed.dir)?;
-        migrate::plan::offline_problems(&source, cfg.migrate.atomic)
+        let problems = migrate::plan::offline_problems(&source, cfg.migrate.atomic);
+        (problems, source.warnings)
     } else {
-        assessed(cfg, cell).await?.1.plan.problems
+        let plan = assessed(cfg, cell).await?.1.plan;
+        (plan.problems, plan.warnings)
     };
+    for w in &warnings {
+        warn!("{w}");
+    }
     MigrateError::validation(problems)?;
     print("valid\n")
 }
@@ -202,6 +167,9 @@ async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Resu
 async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> {
     let (source, a) = assessed(cfg, cell).await?;
     MigrateError::validation(a.plan.problems.clone())?;
+    for w in &a.plan.warnings {
+        warn!("{w}");
+    }
     let seeds = seed::load(&cfg.seed.dir)?;
     print(&report::plan_text(&source, &a, cfg, &seeds))
 }

@@ -4,6 +4,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod job;
 pub mod logging;
 pub mod migrate;
 pub mod pg;

@@ -144,8 +144,10 @@ async fn run_outside_transaction(
                 rollback(client).await;
             }
             let (line, column) = m.line_col(offset + position_in(sql, &e));
+            // Numbered as the "committed" count is: top-level statements, not Drizzle chunks.
+            let _ = chunk;
             let location = Location {
-                statement: Some(*chunk),
+                statement: Some(n + 1),
                 line: Some(line),
                 column: Some(column),
             };
@@ -162,7 +164,8 @@ async fn run_outside_transaction(
                 ""
             };
             let note = format!(
-                "{} runs outside a transaction ({why}): {applied}, and no history row was written.{unknown}                  Make the statements idempotent (IF NOT EXISTS) or undo them, and rerun. {}",
+                "{} runs outside a transaction ({why}): {applied}, and no history row was written.{unknown} \
+                 Make the statements idempotent (IF NOT EXISTS) or undo them, and rerun. {}",
                 m.file,
                 kept_note(applied_before)
             );
@@ -203,18 +206,28 @@ async fn drop_invalid_indexes(
     statements: &[(usize, usize, &str)],
 ) -> Result<(), MigrateError> {
     for (_, _, sql) in statements {
-        let Some(name) = super::sql::concurrent_index_name(sql) else {
+        let Some(index) = super::sql::concurrent_index(sql) else {
             continue;
         };
+        // The index lives in its table's schema, whatever the search path: look it up there.
+        // An unnamed one gets a generated name, so every INVALID index of the table counts.
+        let name_filter = match index.name {
+            Some(name) => format!(
+                " AND c.relname = {}",
+                quote_literal(&super::sql::unquote_ident(name))
+            ),
+            None => String::new(),
+        };
         let check = format!(
-            "SELECT i.indexrelid::regclass::text FROM pg_index i \
-             WHERE i.indexrelid = to_regclass({}) AND NOT i.indisvalid",
-            quote_literal(name)
+            "SELECT string_agg(i.indexrelid::regclass::text, ',') FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid{name_filter}",
+            quote_literal(index.table)
         );
-        let invalid = pg::first_text(client, &check)
-            .await
-            .map_err(|e| PgError::new(format!("looking for an INVALID index {name}"), e))?;
-        if let Some(index) = invalid {
+        let invalid = pg::first_text(client, &check).await.map_err(|e| {
+            PgError::new(format!("looking for INVALID indexes on {}", index.table), e)
+        })?;
+        for index in invalid.iter().flat_map(|list| list.split(',')) {
             warn!(migration = %m.file, index = %index, "dropping the INVALID index a failed CREATE INDEX CONCURRENTLY left behind, before running the migration again");
             client
                 .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
@@ -271,7 +284,12 @@ async fn failure(
             return failed(&source.migrations[i], location, err, note);
         }
     }
-    if worth_replaying(err) {
+    // A replay of a file with its own COMMIT would commit; of one that was forced into a
+    // transaction, it would also meet what the first try committed.
+    let controls_itself = indices
+        .iter()
+        .any(|&i| source.migrations[i].blocking_statement().is_some());
+    if worth_replaying(err) && !controls_itself {
         if let Some((i, location, replay_err)) = replay(client, source, indices).await {
             return failed(&source.migrations[i], location, &replay_err, note);
         }

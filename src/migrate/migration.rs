@@ -116,9 +116,12 @@ impl Migration {
 
     /// The first statement that refuses a transaction block or controls the transaction.
     pub fn blocking_statement(&self) -> Option<Outside> {
-        for (n, chunk) in self.statements.iter().enumerate() {
+        // Counted as top-level statements, as the runner outside a transaction counts them.
+        let mut ordinal = 0;
+        for chunk in &self.statements {
             let text = self.text.get(chunk.clone()).unwrap_or("");
             for stmt in sql::statements(text) {
+                ordinal += 1;
                 let what = sql::needs_no_transaction(&stmt.words)
                     .or_else(|| sql::transaction_control(&stmt.words));
                 if let Some(what) = what {
@@ -126,7 +129,7 @@ impl Migration {
                     let (line, column) =
                         self.line_col(chunk.start + stmt.range.start + sql::leading_blank(piece));
                     return Some(Outside::Statement {
-                        statement: n + 1,
+                        statement: ordinal,
                         line,
                         column,
                         what,

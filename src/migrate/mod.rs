@@ -140,6 +140,13 @@ pub async fn assess(
             (plan::plan(&source.migrations, rows, &policy), None)
         }
     };
+    // A folder that could not be read whole (a broken journal, a bad tag, an entry without its
+    // file) makes its applied rows look "missing": that follows from the folder's problem, which
+    // is reported instead.
+    if !source.problems.is_empty() {
+        plan.problems
+            .retain(|p| !matches!(p, Problem::Missing { .. }));
+    }
     // The folder's own problems and warnings first: one report with everything.
     plan.problems.splice(0..0, source.problems.iter().cloned());
     plan.warnings.splice(0..0, source.warnings.iter().cloned());

@@ -211,34 +211,58 @@ pub fn leading_blank(s: &str) -> usize {
     i
 }
 
-/// The name of the index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON ...`
-/// creates, as written (quoted or schema-qualified), so a failed attempt's INVALID index can be
-/// found with `to_regclass`.
-pub fn concurrent_index_name(stmt: &str) -> Option<&str> {
+/// What a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] [name] ON [ONLY] table ...`
+/// creates: the index name (if given) and the table, as written (quoted or qualified).
+pub struct ConcurrentIndex<'a> {
+    pub name: Option<&'a str>,
+    pub table: &'a str,
+}
+
+/// So a failed attempt's INVALID index can be found and dropped before the retry.
+pub fn concurrent_index(stmt: &str) -> Option<ConcurrentIndex<'_>> {
     let rest = stmt.get(leading_blank(stmt)..)?;
     let mut tokens = Tokens { s: rest, at: 0 };
-    let mut word = |expected: &str| {
-        tokens
-            .next()
-            .is_some_and(|t| t.eq_ignore_ascii_case(expected))
-    };
-    if !word("CREATE") {
+    let is = |t: &str, w: &str| t.eq_ignore_ascii_case(w);
+    if !is(tokens.next()?, "CREATE") {
         return None;
     }
     let mut t = tokens.next()?;
-    if t.eq_ignore_ascii_case("UNIQUE") {
+    if is(t, "UNIQUE") {
         t = tokens.next()?;
     }
-    if !t.eq_ignore_ascii_case("INDEX") || !tokens.next()?.eq_ignore_ascii_case("CONCURRENTLY") {
+    if !is(t, "INDEX") || !is(tokens.next()?, "CONCURRENTLY") {
         return None;
     }
-    let mut name = tokens.next()?;
-    if name.eq_ignore_ascii_case("IF") {
+    let mut t = tokens.next()?;
+    if is(t, "IF") {
         tokens.next()?;
         tokens.next()?;
-        name = tokens.next()?;
+        t = tokens.next()?;
     }
-    (!name.eq_ignore_ascii_case("ON")).then_some(name)
+    let name = match is(t, "ON") {
+        true => None,
+        false => {
+            let name = t;
+            if !is(tokens.next()?, "ON") {
+                return None;
+            }
+            Some(name)
+        }
+    };
+    let mut table = tokens.next()?;
+    if is(table, "ONLY") {
+        table = tokens.next()?;
+    }
+    Some(ConcurrentIndex { name, table })
+}
+
+/// `"My Idx"` -> `My Idx`, `s.i` -> `i` (the relation name as the catalog stores it).
+pub fn unquote_ident(name: &str) -> String {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    match last.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => last.to_lowercase(),
+    }
 }
 
 /// Words and quoted identifiers (a dotted name stays one token), separated by white space.
@@ -323,22 +347,26 @@ mod tests {
     }
 
     #[test]
-    fn names_the_index_of_a_concurrent_create() {
-        let name = |s: &str| concurrent_index_name(s).map(str::to_string);
+    fn names_the_index_and_table_of_a_concurrent_create() {
+        let parts = |s: &str| {
+            concurrent_index(s).map(|i| (i.name.map(str::to_string), i.table.to_string()))
+        };
         assert_eq!(
-            name("CREATE INDEX CONCURRENTLY i ON t (x)").as_deref(),
-            Some("i")
+            parts("CREATE INDEX CONCURRENTLY i ON t (x)"),
+            Some((Some("i".into()), "t".into()))
         );
         assert_eq!(
-            name("-- c\ncreate unique index concurrently if not exists \"My Idx\" on t(x)")
-                .as_deref(),
-            Some("\"My Idx\"")
+            parts(
+                "-- c\ncreate unique index concurrently if not exists \"My Idx\" on app.\"T\"(x)"
+            ),
+            Some((Some("\"My Idx\"".into()), "app.\"T\"".into()))
         );
         assert_eq!(
-            name("CREATE INDEX CONCURRENTLY s.i ON t (x)").as_deref(),
-            Some("s.i")
+            parts("CREATE INDEX CONCURRENTLY ON ONLY s.t (x)"),
+            Some((None, "s.t".into()))
         );
-        assert_eq!(name("CREATE INDEX CONCURRENTLY ON t (x)"), None);
-        assert_eq!(name("CREATE INDEX i ON t (x)"), None);
+        assert!(parts("CREATE INDEX i ON t (x)").is_none());
+        assert_eq!(unquote_ident("\"My \"\"Idx\""), "My \"Idx");
+        assert_eq!(unquote_ident("s.Idx"), "idx");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use tokio_postgres::AsyncMessage;
 use tracing::{debug, info, warn};
 
 use super::error::{classify, describe, Failure};
@@ -79,18 +80,31 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
             .min(deadline.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(50));
         let last = match tokio::time::timeout(budget, pg.connect(tls.clone())).await {
-            Ok(Ok((client, connection))) => {
-                // The connection task ends when the client is dropped or the socket closes.
+            Ok(Ok((client, mut connection))) => {
+                // Drives the connection and counts NOTIFYs (a replica that released the lock),
+                // so waiters wake at once instead of at their next poll. Ends when the client
+                // is dropped or the socket closes.
+                let (notified, wakeups) = tokio::sync::watch::channel(0u64);
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        debug!(error = %e, "connection closed");
+                    loop {
+                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                            Some(Ok(AsyncMessage::Notification(_))) => {
+                                notified.send_modify(|n| *n += 1)
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                debug!(error = %e, "connection closed");
+                                break;
+                            }
+                            None => break,
+                        }
                     }
                 });
                 info!(
                     waited_ms = started.elapsed().as_millis() as u64,
                     attempts, "connected to {url}"
                 );
-                return Ok(Session::new(client, tls));
+                return Ok(Session::new(client, tls, wakeups));
             }
             Ok(Err(e)) => match classify(&e) {
                 Failure::Refused => {

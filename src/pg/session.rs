@@ -11,15 +11,37 @@ pub struct Session {
     client: Client,
     cancel: CancelToken,
     tls: MakeRustlsConnect,
+    /// Counts the NOTIFYs this session received (see `LISTEN` in the lock wait).
+    wakeups: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Session {
-    pub(super) fn new(client: Client, tls: MakeRustlsConnect) -> Session {
+    pub(super) fn new(
+        client: Client,
+        tls: MakeRustlsConnect,
+        wakeups: tokio::sync::watch::Receiver<u64>,
+    ) -> Session {
         Session {
             cancel: client.cancel_token(),
             client,
             tls,
+            wakeups,
         }
+    }
+
+    /// How many notifications this session has received so far.
+    pub fn wakeups_seen(&self) -> u64 {
+        *self.wakeups.borrow()
+    }
+
+    /// Waits until more than `seen` notifications have arrived, or `at_most` has passed.
+    pub async fn notified_since(&self, seen: u64, at_most: Duration) -> bool {
+        let mut wakeups = self.wakeups.clone();
+        let woken = tokio::time::timeout(at_most, async {
+            wakeups.wait_for(|n| *n > seen).await.is_ok()
+        })
+        .await;
+        woken.unwrap_or(false)
     }
 
     /// Asks the server to cancel whatever this session is running (over a separate connection).

@@ -349,3 +349,40 @@ fn after_repair_drizzle_still_finds_nothing_to_do() {
     assert_eq!(d["ok"], true, "{d}");
     assert_eq!(d["applied"], 0, "{d}");
 }
+
+#[test]
+fn a_failed_concurrent_index_outside_the_search_path_or_unnamed_is_dropped_too() {
+    for (name, index) in [
+        (
+            "named",
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS uidx ON app.t (x);\n",
+        ),
+        (
+            "unnamed",
+            "CREATE UNIQUE INDEX CONCURRENTLY ON ONLY app.t (x);\n",
+        ),
+    ] {
+        let db = TestDb::new(&format!("invalid_index_{name}"));
+        let dir = db.work.join("numbered");
+        write(
+            &dir,
+            "0001_t.sql",
+            "CREATE SCHEMA app;\nCREATE TABLE app.t (x int);\nINSERT INTO app.t VALUES (1), (1);\n",
+        );
+        write(&dir, "0002_index.sql", index);
+        migrate(&db, "numbered", &[]).expect(6);
+        db.sql("DELETE FROM app.t WHERE ctid = (SELECT max(ctid) FROM app.t)");
+        let rerun = migrate(&db, "numbered", &[]);
+        rerun.expect(0);
+        assert!(
+            rerun.stderr.contains("dropping the INVALID index"),
+            "{name}: {}",
+            rerun.stderr
+        );
+        assert_eq!(
+            db.sql("SELECT string_agg(indisvalid::text, ',') FROM pg_index WHERE indrelid = 'app.t'::regclass"),
+            "true",
+            "{name}: one valid index, nothing left behind"
+        );
+    }
+}
