@@ -11,12 +11,12 @@ use tracing::{info, warn};
 
 use crate::cli::{Command, Format};
 use crate::config::Config;
-use crate::exit::{Error, Signal, Success};
+use crate::exit::{self, Error, Signal, Success};
 use crate::job::{self, Parts};
 use crate::migrate::{self, baseline, repair, source, Assessment, MigrateError, Source};
 use crate::pg::lock::with_lock;
 use crate::pg::{self, Session};
-use crate::{report, seed};
+use crate::{fleet, report, seed, wait_migrated};
 
 /// Runs `command`, or stops it cleanly on a signal.
 pub async fn run(command: Command, cfg: &Config) -> Result<Success, Error> {
@@ -32,23 +32,35 @@ pub async fn run(command: Command, cfg: &Config) -> Result<Success, Error> {
         }
     };
     let session = OnceCell::new();
+    // A run over many databases keeps its sessions here, outside the work the signal drops.
+    let live = fleet::Live::default();
     let signal = tokio::select! {
-        result = dispatch(command, cfg, &session) => return result,
+        result = dispatch(command, cfg, &session, &live) => return result,
         _ = term.recv() => Signal::Term,
         _ = int.recv() => Signal::Int,
     };
     warn!(%signal, "interrupted: cancelling the running statement and releasing the lock");
-    let cleanup = match session.get() {
-        Some(session) => clean_up(session).await,
-        None => "no session was open".to_string(),
+    let many = live.sessions();
+    let open: Vec<&Session> = session
+        .get()
+        .into_iter()
+        .chain(many.iter().map(|s| &**s))
+        .collect();
+    let cleanup = match open.is_empty() {
+        true => "no session was open".to_string(),
+        false => clean_up(&open).await,
     };
-    Err(Error::Interrupted { signal, cleanup })
+    let error = Error::Interrupted { signal, cleanup };
+    if let Some(problem) = live.interrupted(exit::error_code(&error)) {
+        warn!("{problem}");
+    }
+    Err(error)
 }
 
-/// Cancel, roll back, unlock, within the 2 s that Kubernetes and Compose users expect. Says
-/// only what it saw happen.
-async fn clean_up(session: &Session) -> String {
-    let steps = async {
+/// Cancel, roll back, unlock, on every open session at once, within the 2 s that Kubernetes
+/// and Compose users expect. Says only what it saw happen.
+async fn clean_up(sessions: &[&Session]) -> String {
+    async fn steps(session: &Session) -> Result<(), tokio_postgres::Error> {
         if let Err(e) = session.cancel().await {
             warn!(error = %pg::describe(&e), "could not send the cancel request");
         }
@@ -57,16 +69,28 @@ async fn clean_up(session: &Session) -> String {
         session
             .batch_execute("SELECT pg_advisory_unlock_all()")
             .await
+    }
+    let all = futures_util::future::join_all(sessions.iter().map(|s| steps(s)));
+    let Ok(results) = tokio::time::timeout(Duration::from_millis(1500), all).await else {
+        return "cleanup did not finish within 1.5 s; the lock is released by the server only when it notices \
+                the connection is gone"
+            .into();
     };
-    match tokio::time::timeout(Duration::from_millis(1500), steps).await {
-        Ok(Ok(())) => "running statement cancelled, rolled back, lock released".into(),
-        Ok(Err(e)) => format!(
-            "cleanup failed ({}); the server ends the session and releases its lock when the connection closes",
-            pg::describe(&e)
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(pg::describe))
+        .collect();
+    match (sessions.len(), failed.first()) {
+        (1, None) => "running statement cancelled, rolled back, lock released".into(),
+        (n, None) => format!("{n} sessions: running statements cancelled, rolled back, locks released"),
+        (1, Some(e)) => format!(
+            "cleanup failed ({e}); the server ends the session and releases its lock when the connection closes"
         ),
-        Err(_) => "cleanup did not finish within 1.5 s; the lock is released by the server only when it notices \
-                   the connection is gone"
-            .into(),
+        (n, Some(e)) => format!(
+            "cleanup failed on {} of {n} sessions (first: {e}); the server ends those sessions and releases \
+             their locks when the connections close",
+            failed.len()
+        ),
     }
 }
 
@@ -74,12 +98,19 @@ async fn dispatch(
     command: Command,
     cfg: &Config,
     session: &OnceCell<Session>,
+    live: &fleet::Live,
 ) -> Result<Success, Error> {
+    if let Some(result) = fleet::dispatch(&command, cfg, live).await {
+        return result;
+    }
     match command {
         Command::Run => job(cfg, session, Parts::BOTH).await,
         Command::Migrate => job(cfg, session, Parts::MIGRATIONS).await,
         Command::Seed => job(cfg, session, Parts::SEEDS).await,
-        Command::Wait => connect(cfg, session).await.map(|_| Success::Done),
+        Command::Wait {
+            migrated: false, ..
+        } => connect(cfg, session).await.map(|_| Success::Done),
+        Command::Wait { seeded, .. } => wait_migrated::wait(cfg, session, seeded).await,
         Command::Status { format } => status(cfg, session, format).await,
         Command::Validate { offline } => validate(cfg, session, offline).await,
         Command::Plan => plan(cfg, session).await,
@@ -101,7 +132,10 @@ async fn dispatch(
     }
 }
 
-async fn connect<'a>(cfg: &Config, cell: &'a OnceCell<Session>) -> Result<&'a Session, Error> {
+pub(crate) async fn connect<'a>(
+    cfg: &Config,
+    cell: &'a OnceCell<Session>,
+) -> Result<&'a Session, Error> {
     let session = pg::connect(cfg.database()?, &cfg.connect).await?;
     Ok(cell.get_or_init(|| session))
 }

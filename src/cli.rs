@@ -18,7 +18,8 @@ use crate::config::settings::{self, SETTINGS};
                   the YAML config file; flags win over the environment, which wins over the file.\n\
                   Exit codes: 0 done, 1 internal, 2 usage/config, 3 unreachable, 4 refused \
                   (auth, missing database, TLS), 5 lock timeout, 6 migration failed, 7 validation \
-                  failed, 8 seed failed, 9 database error outside a migration or seed (history table, lock), 10 pending (status), 130/143 interrupted."
+                  failed, 8 seed failed, 9 database error outside a migration or seed (history table, lock), 10 pending (status), 11 some of \
+                  many databases failed, 130/143 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,8 +32,15 @@ pub struct Cli {
 pub enum Command {
     /// Wait for the database, lock, migrate, seed (the default).
     Run,
-    /// Wait until the database accepts connections, then exit 0.
-    Wait,
+    /// Wait until the database accepts connections (or, with --migrated, until it is migrated), then exit 0.
+    Wait {
+        /// Wait until every migration of the folder is recorded (apps beside a migration Job).
+        #[arg(long)]
+        migrated: bool,
+        /// With --migrated: also until every seed ran with its current content.
+        #[arg(long, requires = "migrated")]
+        seeded: bool,
+    },
     /// Wait, lock and apply pending migrations; no seeds.
     Migrate,
     /// Wait, lock and run the seeds only.

@@ -2,6 +2,7 @@
 //! to its code here (SPEC section 5; the README repeats the table).
 
 use crate::config::ConfigError;
+use crate::fleet::FleetError;
 use crate::migrate::new::NewError;
 use crate::migrate::MigrateError;
 use crate::pg::lock::LockError;
@@ -28,11 +29,20 @@ pub enum Error {
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     Seed(#[from] SeedError),
+    /// A run over many databases: some failed, or the set could not be made.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
     #[error("interrupted by {signal}: {cleanup}")]
     Interrupted {
         signal: Signal,
         /// What is known of the cleanup (cancelled, rolled back, lock released, or not).
         cleanup: String,
+    },
+    /// `wait --migrated` ran out of `wait_timeout`.
+    #[error("the database was not migrated within {waited:.1?} (wait_timeout); still waiting for {missing}")]
+    NotMigrated {
+        waited: std::time::Duration,
+        missing: String,
     },
     #[error("{0}")]
     Usage(String),
@@ -80,7 +90,7 @@ pub fn success_code(s: Success) -> u8 {
 pub fn error_code(e: &Error) -> u8 {
     match e {
         Error::Config(_) | Error::Usage(_) => 2,
-        Error::Connect(ConnectError::Timeout { .. }) => 3,
+        Error::Connect(ConnectError::Timeout { .. }) | Error::NotMigrated { .. } => 3,
         Error::Connect(ConnectError::Refused { .. } | ConnectError::Tls { .. }) => 4,
         Error::Lock(LockError::Timeout { .. }) => 5,
         Error::Lock(LockError::Database { .. } | LockError::Unanswered { .. }) => 9,
@@ -98,6 +108,18 @@ pub fn error_code(e: &Error) -> u8 {
             signal: Signal::Term,
             ..
         } => 143,
+        Error::Fleet(e) => fleet_code(e),
         Error::Internal(_) => 1,
+    }
+}
+
+/// A run over many databases: 11 when some databases failed (each one's own code is in the
+/// report), 7 when `status` / `validate` found invalid ones.
+pub fn fleet_code(e: &FleetError) -> u8 {
+    match e {
+        FleetError::SomeFailed { .. } => 11,
+        FleetError::Invalid { .. } => 7,
+        FleetError::Query { .. } | FleetError::QueryStalled { .. } => 9,
+        FleetError::Report { .. } => 2,
     }
 }

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::exit::Error;
 use crate::migrate::{self, source, MigrateError, Source};
-use crate::pg::lock::with_lock;
+use crate::pg::lock::{self, Mode};
 use crate::pg::Session;
 use crate::seed::{self, SeedFile};
 
@@ -63,19 +63,74 @@ pub struct Done {
     pub seeds_run: usize,
 }
 
-/// Lock, migrate, seed, unlock, on an open session.
+/// On an open session: nothing to do is found under a shared lock, which many replicas hold
+/// at once; work is done under the exclusive one. A replica that waits wakes when the holder
+/// notifies its release, and finds under the shared lock that nothing is left: the replicas of
+/// a rollout finish together, and each migration and seed runs once per rollout.
 pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<Done, Error> {
-    with_lock(session, cfg.lock, async {
-        let outcome = match &inputs.source {
-            Some(source) => migrate::migrate(session, &cfg.migrate, source).await?,
-            None => migrate::Outcome::default(),
-        };
-        let seeds_run = seed::run(session, &cfg.seed, &inputs.seeds).await?;
-        Ok::<_, Error>(Done {
-            applied: outcome.applied,
-            already_applied: outcome.already_applied,
-            seeds_run,
-        })
+    let key = cfg.lock.key;
+    let wave = lock::listen(session, key).await?;
+    let mut wait = lock::Wait::new(cfg.lock);
+    loop {
+        let seen = session.wakeups_seen();
+        if lock::try_take(session, &wait, Mode::Shared).await? {
+            let idle = nothing_to_do(session, cfg, inputs, &wave).await;
+            lock::release(session, key, Mode::Shared).await?;
+            if let Some(done) = idle? {
+                return Ok(done);
+            }
+        }
+        if lock::try_take(session, &wait, Mode::Exclusive).await? {
+            let result = work(session, cfg, inputs, &wave).await;
+            let released = lock::release(session, key, Mode::Exclusive).await;
+            lock::notify(session, key).await;
+            let done = result?;
+            released?;
+            return Ok(done);
+        }
+        wait.next(session, seen).await?;
+    }
+}
+
+/// Read only: `Some` when every migration is applied and every seed done for this wave.
+async fn nothing_to_do(
+    session: &Session,
+    cfg: &Config,
+    inputs: &Inputs,
+    wave: &str,
+) -> Result<Option<Done>, Error> {
+    let mut already_applied = 0;
+    if let Some(source) = &inputs.source {
+        let a = migrate::assess(session, &cfg.migrate, source).await?;
+        let busy = !a.plan.problems.is_empty() || a.upgrade.is_some();
+        if busy || !a.plan.pending().is_empty() {
+            return Ok(None);
+        }
+        for w in &a.plan.warnings {
+            tracing::warn!("{w}");
+        }
+        already_applied = a.plan.entries.len();
+    }
+    if !seed::all_done(session, &cfg.seed, &inputs.seeds, wave).await? {
+        return Ok(None);
+    }
+    Ok(Some(Done {
+        applied: 0,
+        already_applied,
+        seeds_run: 0,
+    }))
+}
+
+/// Migrate, then seed, under the exclusive lock.
+async fn work(session: &Session, cfg: &Config, inputs: &Inputs, wave: &str) -> Result<Done, Error> {
+    let outcome = match &inputs.source {
+        Some(source) => migrate::migrate(session, &cfg.migrate, source).await?,
+        None => migrate::Outcome::default(),
+    };
+    let seeds_run = seed::run(session, &cfg.seed, &inputs.seeds, wave).await?;
+    Ok(Done {
+        applied: outcome.applied,
+        already_applied: outcome.already_applied,
+        seeds_run,
     })
-    .await
 }

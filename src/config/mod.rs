@@ -6,7 +6,7 @@ mod conn_string;
 mod database;
 mod redact;
 pub mod settings;
-mod value;
+pub(crate) mod value;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::fleet::FleetSettings;
 pub use database::{Database, SslMode};
 pub use settings::{env_name, flag_name, DEFAULT_LOCK_KEY, SETTINGS};
 
@@ -171,6 +172,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: Option<String>,
     pub termination_log: PathBuf,
+    /// A run over many databases (`databases_file` / `databases_query`); unset: one database.
+    pub fleet: FleetSettings,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -295,6 +298,7 @@ impl Config {
                 None => None,
             },
             termination_log: layers.parse("termination_log", value::parse_path)?,
+            fleet: crate::fleet::settings::load(&layers, env)?,
             file: file.path.clone(),
         };
         Ok((config, layers.read.into_inner()))
@@ -333,8 +337,32 @@ impl Layers<'_> {
         self.get(key).map_or(Origin::Default, |(_, o)| o)
     }
 
+    /// Another database, named by a URL (a line of `databases_file`), resolved exactly as
+    /// `--database-url` would be, with errors naming `origin`.
+    pub(crate) fn database_at(&self, url: &str, origin: Origin) -> Result<Database, ConfigError> {
+        let mut flags = self.flags.clone();
+        flags.insert("database_url", url.to_string());
+        let layers = Layers {
+            flags,
+            env: self.env,
+            file: self.file,
+            read: RefCell::default(),
+        };
+        let application_name = self.get("application_name");
+        match database::resolve(&layers, self.env, application_name.as_ref()) {
+            Ok(Some(db)) => Ok(Database { origin, ..db }),
+            Ok(None) => Err(ConfigError::MissingUrl),
+            Err(ConfigError::Url { url, reason, .. }) => Err(ConfigError::Url {
+                url,
+                origin,
+                reason,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The value from the first source that has it, else the table's default, parsed.
-    fn parse<T>(
+    pub(crate) fn parse<T>(
         &self,
         key: &'static str,
         parse: impl Fn(&str) -> Result<T, String>,

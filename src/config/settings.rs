@@ -73,6 +73,13 @@ pub const SETTINGS: &[Setting] = &[
     s("log_format", Some("text"), "text", "FORMAT", "`text` or `json`"),
     s("log_level", None, "info", "LEVEL", "error, warn, info, debug, trace, or a RUST_LOG filter"),
     s("termination_log", Some("/dev/termination-log"), "/dev/termination-log", "FILE", "File that receives the final error line, if writable"),
+    s("databases_file", None, "", "FILE", "Many databases: one database name (put into the base URL) or URL a line"),
+    s("databases_query", None, "", "SQL", "Many databases: a query on the base URL's database whose first column names them"),
+    s("concurrency", Some("8"), "8", "N", "Many databases: how many are worked on at once (one session each)"),
+    s("shard", None, "", "INDEX/COUNT", "Many databases: only this shard of the set; /COUNT takes INDEX from JOB_COMPLETION_INDEX"),
+    s("report", None, "", "FILE", "Many databases: write a JSON report, one entry per database"),
+    switch("fail_fast", "Many databases: start no more databases after one failed"),
+    s("progress_interval", Some("10s"), "10s", "DURATION", "Many databases: how often a long run logs its progress"),
 ];
 
 /// Every YAML key, for "did you mean" hints and the file's key check.

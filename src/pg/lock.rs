@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use super::{describe, first_text, PgError};
+use super::{describe, first_text, PgError, Session};
 use crate::config::LockSettings;
 use crate::retry::Backoff;
 
@@ -36,75 +36,142 @@ pub enum LockError {
 /// Runs `body` while holding the advisory lock, and releases the lock afterwards whatever
 /// `body` returned. (On a signal the session's owner cleans up; if the process dies, the
 /// server drops the lock with the connection.)
-pub async fn with_lock<T, E, F>(client: &Client, lock: LockSettings, body: F) -> Result<T, E>
+pub async fn with_lock<T, E, F>(session: &Session, lock: LockSettings, body: F) -> Result<T, E>
 where
     F: Future<Output = Result<T, E>>,
     E: From<LockError>,
 {
-    acquire(client, lock).await?;
+    listen(session, lock.key).await?;
+    let mut wait = Wait::new(lock);
+    loop {
+        let seen = session.wakeups_seen();
+        if try_take(session, &wait, Mode::Exclusive).await? {
+            break;
+        }
+        wait.next(session, seen).await?;
+    }
     let result = body.await;
-    let key = lock.key;
-    let unlock = format!("SELECT pg_advisory_unlock({key})");
-    let released = tokio::time::timeout(RELEASE_BOUND, first_text(client, &unlock)).await;
+    let released = release(session, lock.key, Mode::Exclusive).await;
+    notify(session, lock.key).await;
     match (result, released) {
         (Err(e), _) => Err(e),
-        (Ok(_), Err(_)) => Err(LockError::Unanswered {
-            key,
-            what: "the unlock",
-            waited: RELEASE_BOUND,
-        }
-        .into()),
-        (Ok(_), Ok(Err(e))) => Err(LockError::Database {
-            key,
-            source: PgError::new("releasing the lock", e),
-        }
-        .into()),
-        (Ok(v), Ok(Ok(_))) => Ok(v),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(v), Ok(())) => Ok(v),
     }
 }
 
-/// How long the unlock may wait for its answer.
-const RELEASE_BOUND: Duration = Duration::from_secs(10);
+/// A shared hold lets many replicas check "nothing to do" at once; the exclusive one migrates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Shared,
+    Exclusive,
+}
 
-/// How long past `lock_timeout` an unanswered poll may wait.
+/// Subscribes to the lock's channel, so that a waiter wakes the moment a holder releases it
+/// (polling stays as the fallback); returns the server's `now()`, when this wave started.
+pub async fn listen(client: &Client, key: i64) -> Result<String, LockError> {
+    let sql = format!("LISTEN {}; SELECT now()::text", channel(key));
+    let now = tokio::time::timeout(POLL_GRACE * 6, first_text(client, &sql)).await;
+    match now {
+        Ok(Ok(now)) => Ok(now.unwrap_or_default()),
+        Ok(Err(e)) => Err(LockError::Database {
+            key,
+            source: PgError::new("listening for the lock's release", e),
+        }),
+        Err(_) => Err(LockError::Unanswered {
+            key,
+            what: "LISTEN",
+            waited: POLL_GRACE * 6,
+        }),
+    }
+}
+
+fn channel(key: i64) -> String {
+    format!("db_init_lock_{}", key as u64)
+}
+
+/// One try, never a blocking wait (a waiter's snapshot would stall the holder's
+/// `CREATE INDEX CONCURRENTLY`), and never a wait for an answer that does not come.
+/// A poll that gets no answer (a network that stops forwarding) ends at `lock_timeout` (plus
+/// a grace for the answer in flight) like any other wait for the lock.
+pub async fn try_take(client: &Client, wait: &Wait, mode: Mode) -> Result<bool, LockError> {
+    let key = wait.lock.key;
+    let sql = match mode {
+        Mode::Shared => format!("SELECT pg_try_advisory_lock_shared({key})"),
+        Mode::Exclusive => format!("SELECT pg_try_advisory_lock({key})"),
+    };
+    let bound = wait.lock.timeout.saturating_sub(wait.started.elapsed()) + POLL_GRACE;
+    match tokio::time::timeout(bound, first_text(client, &sql)).await {
+        Ok(Ok(got)) => Ok(got.as_deref() == Some("t")),
+        Ok(Err(e)) => Err(LockError::Database {
+            key,
+            source: PgError::new("taking the lock", e),
+        }),
+        Err(_) => Err(LockError::Timeout {
+            key,
+            waited: wait.started.elapsed(),
+            holder: "unknown: the server stopped answering the lock poll".into(),
+        }),
+    }
+}
+
+pub async fn release(client: &Client, key: i64, mode: Mode) -> Result<(), LockError> {
+    let sql = match mode {
+        Mode::Shared => format!("SELECT pg_advisory_unlock_shared({key})"),
+        Mode::Exclusive => format!("SELECT pg_advisory_unlock({key})"),
+    };
+    match tokio::time::timeout(RELEASE_BOUND, first_text(client, &sql)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(LockError::Database {
+            key,
+            source: PgError::new("releasing the lock", e),
+        }),
+        Err(_) => Err(LockError::Unanswered {
+            key,
+            what: "the unlock",
+            waited: RELEASE_BOUND,
+        }),
+    }
+}
+
+/// Wakes the replicas waiting for the lock. Best effort: they poll anyway.
+pub async fn notify(client: &Client, key: i64) {
+    let sql = format!("NOTIFY {}", channel(key));
+    if let Ok(Err(e)) = tokio::time::timeout(RELEASE_BOUND, client.batch_execute(&sql)).await {
+        warn!(error = %describe(&e), "could not notify the replicas waiting for the lock");
+    }
+}
+
+/// How long the unlock and `NOTIFY` may wait for their answer; `LISTEN` six times this grace.
+const RELEASE_BOUND: Duration = Duration::from_secs(10);
 const POLL_GRACE: Duration = Duration::from_secs(5);
 
-async fn acquire(client: &Client, lock: LockSettings) -> Result<(), LockError> {
-    let key = lock.key;
-    let try_sql = format!("SELECT pg_try_advisory_lock({key})");
-    let started = Instant::now();
-    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
-    let mut last_report: Option<Instant> = None;
-    loop {
-        // A poll that gets no answer (a network that stops forwarding) must not outlive
-        // lock_timeout: the wait for the answer is bounded too.
-        let bound = lock.timeout.saturating_sub(started.elapsed()) + POLL_GRACE;
-        let got = match tokio::time::timeout(bound, first_text(client, &try_sql)).await {
-            Ok(got) => got.map_err(|e| LockError::Database {
-                key,
-                source: PgError::new("taking the lock", e),
-            })?,
-            Err(_) => {
-                return Err(LockError::Timeout {
-                    key,
-                    waited: started.elapsed(),
-                    holder: "unknown: the server stopped answering the lock poll".into(),
-                })
-            }
-        };
-        if got.as_deref() == Some("t") {
-            if last_report.is_some() {
-                info!(
-                    key,
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    "advisory lock acquired"
-                );
-            }
-            return Ok(());
+/// The wait between tries: until a notification or the next poll (50 ms up to 1 s, jittered),
+/// reporting the holder every 10 s, and giving up at `lock_timeout`.
+pub struct Wait {
+    lock: LockSettings,
+    started: Instant,
+    backoff: Backoff,
+    last_report: Option<Instant>,
+}
+
+impl Wait {
+    pub fn new(lock: LockSettings) -> Wait {
+        Wait {
+            lock,
+            started: Instant::now(),
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
+            last_report: None,
         }
-        let waited = started.elapsed();
-        if waited >= lock.timeout {
-            let holder = tokio::time::timeout(POLL_GRACE, holder(client, key))
+    }
+
+    /// Returns when it is time to try again; `seen` is the session's notification count
+    /// before the last try, so a release that came in between is not missed.
+    pub async fn next(&mut self, session: &Session, seen: u64) -> Result<(), LockError> {
+        let key = self.lock.key;
+        let waited = self.started.elapsed();
+        if waited >= self.lock.timeout {
+            let holder = tokio::time::timeout(POLL_GRACE, holder(session, key))
                 .await
                 .unwrap_or_else(|_| "unknown: the server did not answer".into());
             return Err(LockError::Timeout {
@@ -114,19 +181,24 @@ async fn acquire(client: &Client, lock: LockSettings) -> Result<(), LockError> {
             });
         }
         let now = Instant::now();
-        if last_report.is_none_or(|t| now - t >= Duration::from_secs(10)) {
-            let holder = tokio::time::timeout(POLL_GRACE, holder(client, key))
+        if self
+            .last_report
+            .is_none_or(|t| now - t >= Duration::from_secs(10))
+        {
+            let holder = tokio::time::timeout(POLL_GRACE, holder(session, key))
                 .await
                 .unwrap_or_else(|_| "unknown: the server did not answer".into());
             warn!(key, waited_ms = waited.as_millis() as u64, holder = %holder, "waiting for the advisory lock");
-            last_report = Some(now);
+            self.last_report = Some(now);
         }
-        tokio::time::sleep(
-            backoff
-                .next_delay()
-                .min(lock.timeout.saturating_sub(waited)),
-        )
-        .await;
+        let delay = self
+            .backoff
+            .next_delay()
+            .min(self.lock.timeout.saturating_sub(waited));
+        if session.notified_since(seen, delay).await {
+            info!(key, "the lock was released: trying again");
+        }
+        Ok(())
     }
 }
 

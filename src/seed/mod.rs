@@ -44,11 +44,37 @@ pub enum SeedError {
     Database(#[from] PgError),
 }
 
-/// Runs the seeds; returns how many ran (skipped unchanged ones in `on-change` mode do not count).
+/// Whether a seed needs to run: `on-change` seeds whose checksum was recorded, and `always`
+/// seeds that another replica ran while this one waited (the same rollout), do not.
+fn is_done(seed: &SeedFile, mode: SeedMode, previous: &[runs::Run]) -> bool {
+    previous.iter().any(|r| {
+        r.name == seed.name
+            && r.checksum == seed.checksum
+            && (mode == SeedMode::OnChange || r.in_wave)
+    })
+}
+
+/// Whether every seed is done, without writing anything (the nothing-to-do check).
+pub async fn all_done(
+    session: &Session,
+    settings: &SeedSettings,
+    seeds: &[SeedFile],
+    wave: &str,
+) -> Result<bool, SeedError> {
+    if seeds.is_empty() {
+        return Ok(true);
+    }
+    let previous = runs::read(session, wave).await?.unwrap_or_default();
+    Ok(seeds.iter().all(|s| is_done(s, settings.mode, &previous)))
+}
+
+/// Runs the seeds; returns how many ran. `wave` is when this process's session started: an
+/// `always` seed that ran since then was run by another replica of the same rollout.
 pub async fn run(
     session: &Session,
     settings: &SeedSettings,
     seeds: &[SeedFile],
+    wave: &str,
 ) -> Result<usize, SeedError> {
     if seeds.is_empty() {
         return Ok(0);
@@ -56,15 +82,21 @@ pub async fn run(
     session
         .work_settings(None, settings.statement_timeout)
         .await?;
-    let previous = runs::read(session).await?;
+    let previous = match runs::read(session, wave).await? {
+        Some(previous) => previous,
+        None => {
+            runs::create(session).await?;
+            Vec::new()
+        }
+    };
     let mut ran = 0;
     for seed in seeds {
-        if settings.mode == SeedMode::OnChange
-            && previous
-                .iter()
-                .any(|(name, checksum)| name == &seed.name && checksum == &seed.checksum)
-        {
-            info!(seed = %seed.name, "unchanged since its last run; skipped (seed_mode: on-change)");
+        if is_done(seed, settings.mode, &previous) {
+            let why = match settings.mode {
+                SeedMode::OnChange => "unchanged since its last run (seed_mode: on-change)",
+                SeedMode::Always => "another replica ran it while this one waited for the lock",
+            };
+            info!(seed = %seed.name, "skipped: {why}");
             continue;
         }
         let started = Instant::now();

@@ -7,8 +7,18 @@ use crate::pg::{first_text, PgError, Session};
 
 const RUNS: &str = "db_init.seed_runs";
 
-/// `(name, checksum)` of earlier runs; creates the table when it is missing.
-pub async fn read(session: &Session) -> Result<Vec<(String, String)>, PgError> {
+/// One earlier run of a seed.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub name: String,
+    pub checksum: String,
+    /// It ran after `wave` (the start of this process's session): another replica of the same
+    /// rollout ran it while this one waited for the lock.
+    pub in_wave: bool,
+}
+
+/// The earlier runs, or `None` when the table does not exist yet.
+pub async fn read(session: &Session, wave: &str) -> Result<Option<Vec<Run>>, PgError> {
     let exists = first_text(
         session,
         &format!("SELECT to_regclass('{RUNS}') IS NOT NULL"),
@@ -16,29 +26,39 @@ pub async fn read(session: &Session) -> Result<Vec<(String, String)>, PgError> {
     .await
     .map_err(|e| PgError::new(format!("reading {RUNS}"), e))?;
     if exists.as_deref() != Some("t") {
-        session
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS db_init;\n\
-                 CREATE TABLE IF NOT EXISTS {RUNS} (name text PRIMARY KEY, checksum text, last_run_at timestamptz, execution_ms integer);"
-            ))
-            .await
-            .map_err(|e| PgError::new(format!("creating {RUNS}"), e))?;
-        return Ok(Vec::new());
+        return Ok(None);
     }
+    let sql = format!(
+        "SELECT name, checksum, coalesce(last_run_at >= {}::timestamptz, false) FROM {RUNS}",
+        quote_literal(wave)
+    );
     let rows = session
-        .simple_query(&format!("SELECT name, checksum FROM {RUNS}"))
+        .simple_query(&sql)
         .await
         .map_err(|e| PgError::new(format!("reading {RUNS}"), e))?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some((
-                r.get(0)?.to_string(),
-                r.get(1).unwrap_or_default().to_string(),
-            )),
-            _ => None,
-        })
-        .collect())
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(Run {
+                    name: r.get(0)?.to_string(),
+                    checksum: r.get(1).unwrap_or_default().to_string(),
+                    in_wave: r.get(2) == Some("t"),
+                }),
+                _ => None,
+            })
+            .collect(),
+    ))
+}
+
+/// Creates the table (db-init's own schema) before the first seed is recorded.
+pub async fn create(session: &Session) -> Result<(), PgError> {
+    session
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS db_init;\n\
+             CREATE TABLE IF NOT EXISTS {RUNS} (name text PRIMARY KEY, checksum text, last_run_at timestamptz, execution_ms integer);"
+        ))
+        .await
+        .map_err(|e| PgError::new(format!("creating {RUNS}"), e))
 }
 
 /// The statement that records a successful run: inside the seed's transaction, which began at

@@ -298,3 +298,44 @@ fn with_lock_releases_the_lock_in_the_same_session_after_ok_and_err() {
         assert_eq!(advisory_locks(&db), "0", "still held after an Err body");
     });
 }
+
+/// A rollout of many replicas: each migration and each `always` seed runs once, the replicas
+/// that waited find nothing left and are woken by the holder's release (not only by polling).
+#[test]
+fn a_wave_of_replicas_runs_each_migration_and_seed_once() {
+    let db = TestDb::new("wave");
+    let dir = db.work.join("migrations");
+    write(
+        &dir,
+        "0001_t.sql",
+        "CREATE TABLE hits (n int);\nSELECT pg_sleep(1);\n",
+    );
+    let seeds = db.work.join("seeds");
+    write(&seeds, "001_hit.sql", "INSERT INTO hits VALUES (1);\n");
+    let children: Vec<Child> = (0..12).map(|_| spawn(&db, &["run"])).collect();
+    let mut woken = 0;
+    for child in children {
+        let run = Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")));
+        run.expect(0);
+        woken += usize::from(run.stderr.contains("the lock was released"));
+    }
+    assert_eq!(
+        db.sql("SELECT count(*) FROM hits"),
+        "1",
+        "the seed ran once per wave"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM db_init.schema_migrations"),
+        "1"
+    );
+    assert!(woken > 0, "no waiter was woken by the release");
+    assert_eq!(advisory_locks(&db), "0");
+    // A later start is a new wave: `always` seeds run again.
+    Run::from(
+        spawn(&db, &["run"])
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .expect(0);
+    assert_eq!(db.sql("SELECT count(*) FROM hits"), "2");
+}

@@ -143,3 +143,53 @@ fn a_transaction_pooler_url_draws_a_warning() {
         run.stderr
     );
 }
+
+/// Apps beside a migration Job: `wait --migrated` waits until the Job has migrated (woken by
+/// its release), exits 3 at wait_timeout naming what is missing, and with `--seeded` also
+/// waits for the seeds.
+#[test]
+fn wait_migrated_waits_for_the_migration_job() {
+    let db = crate::harness::TestDb::new("wait_migrated");
+    db.fixture("basic/drizzle", "migrations");
+    let timeout = db.run(&["wait", "--migrated", "--wait-timeout", "1s"]);
+    timeout.expect(3);
+    assert!(
+        timeout
+            .stderr
+            .contains("still waiting for 6 migration(s), the first 0000_light_mephisto.sql"),
+        "{}",
+        timeout.stderr
+    );
+
+    crate::harness::write(&db.work.join("seeds"), "001_x.sql", "SELECT 1;\n");
+    let mut waiter = db
+        .cmd()
+        .args(["wait", "--migrated", "--seeded", "--wait-timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(500));
+    db.run(&["migrate"]).expect(0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        waiter.try_wait().ok().flatten().is_none(),
+        "--seeded must keep waiting until the seeds ran"
+    );
+    db.run(&["seed"]).expect(0);
+    let out =
+        crate::harness::Run::from(waiter.wait_with_output().unwrap_or_else(|e| panic!("{e}")));
+    out.expect(0);
+    assert!(
+        out.stderr
+            .contains("waiting for the database to be migrated"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("every migration is recorded and every seed ran"),
+        "{}",
+        out.stderr
+    );
+}

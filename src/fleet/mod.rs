@@ -1,0 +1,143 @@
+//! Many databases in one run (SPEC section 9): the set from a file or a query, sharded by a
+//! stable hash, worked through with bounded concurrency, each database by the single-database
+//! job, with progress, a summary, a JSON report and exit 11 when some failed.
+
+mod live;
+mod progress;
+mod report;
+mod run;
+pub mod settings;
+pub mod shard;
+mod status;
+pub mod targets;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+pub use live::Live;
+pub use settings::FleetSettings;
+pub use targets::{Selection, Target};
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::exit::{Error, Success};
+use crate::job::Parts;
+use crate::pg::{self, PgError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("{failed} of {total} database(s) failed:{list}")]
+    SomeFailed {
+        failed: usize,
+        total: usize,
+        /// One line per failed database (the first ones), each starting with a newline.
+        list: String,
+    },
+    #[error("{invalid} of {total} database(s) failed validation, nothing applied to them:{list}")]
+    Invalid {
+        invalid: usize,
+        total: usize,
+        list: String,
+    },
+    #[error("databases_query on {url}: {source}")]
+    Query {
+        url: String,
+        #[source]
+        source: PgError,
+    },
+    #[error("databases_query on {url}: the server did not answer within {waited:?}")]
+    QueryStalled { url: String, waited: Duration },
+    #[error("cannot write the report {}: {source}", path.display())]
+    Report {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Routes a command to its many-databases form when a set is configured; `None` leaves it to
+/// the single-database path (no set, or a command that does not work on databases).
+pub async fn dispatch(
+    command: &Command,
+    cfg: &Config,
+    live: &Live,
+) -> Option<Result<Success, Error>> {
+    cfg.fleet.set.as_ref()?;
+    Some(match command {
+        Command::Run => run::job(cfg, live, Parts::BOTH, "run").await,
+        Command::Migrate => run::job(cfg, live, Parts::MIGRATIONS, "migrate").await,
+        Command::Seed => run::job(cfg, live, Parts::SEEDS, "seed").await,
+        Command::Status { format } => {
+            status::status(cfg, live, status::Output::Status(*format)).await
+        }
+        Command::Validate { offline: false } => {
+            status::status(cfg, live, status::Output::Validate).await
+        }
+        Command::Plan => plan(cfg, live).await,
+        Command::Baseline { .. } | Command::Repair { .. } => Err(Error::Usage(
+            "baseline and repair work on one database at a time: unset databases_file / databases_query \
+             and give that database's URL"
+                .into(),
+        )),
+        // The folder alone, or the server (waited for on the base URL): as for one database.
+        Command::Wait { .. } | Command::New { .. } | Command::Validate { offline: true } => return None,
+    })
+}
+
+/// Waits for the server once, on the base URL (when there is one), runs the databases query
+/// there, and says how many databases this run covers.
+pub async fn select(cfg: &Config, live: &Live) -> Result<Selection, Error> {
+    let set = match &cfg.fleet.set {
+        Some(set) => set,
+        None => return Err(Error::Internal("no database set configured".into())),
+    };
+    let base = match &cfg.database {
+        Some(db) => Some(live.open(pg::connect(db, &cfg.connect).await?)),
+        None => None,
+    };
+    let selection = targets::select(cfg, set, base.as_ref().map(|o| &*o.session)).await;
+    if let Some(open) = base {
+        live.close(open);
+    }
+    let selection = selection?;
+    let shard = match cfg.fleet.shard {
+        Some(s) => format!(" (shard {s} of a set of {})", selection.in_set),
+        None => String::new(),
+    };
+    info!(
+        databases = selection.targets.len(),
+        in_set = selection.in_set,
+        concurrency = cfg.fleet.concurrency,
+        "{} database(s) in this run{shard}, {} at a time",
+        selection.targets.len(),
+        cfg.fleet.concurrency
+    );
+    if selection.targets.is_empty() {
+        warn!("no database to work on: the set is empty{shard}");
+    }
+    Ok(selection)
+}
+
+/// `plan` over the set: which databases a run would cover (`status` says what each needs).
+async fn plan(cfg: &Config, live: &Live) -> Result<Success, Error> {
+    let selection = select(cfg, live).await?;
+    let mut out = format!("-- {} database(s)", selection.targets.len());
+    if let Some(s) = cfg.fleet.shard {
+        out.push_str(&format!(", shard {s} of a set of {}", selection.in_set));
+    }
+    out.push('\n');
+    for t in &selection.targets {
+        out.push_str(&format!("{}\t{}\n", t.identity, t.db.redacted));
+    }
+    print(&out)?;
+    Ok(Success::Done)
+}
+
+fn print(s: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Internal(format!("writing to stdout: {e}")))
+}

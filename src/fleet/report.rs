@@ -1,0 +1,273 @@
+//! The record of a run over many databases: one entry per database (outcome, migrations
+//! applied, seeds run, time, the error and its exit code), the summary line, the list of
+//! failures, and the JSON file of `--report`. Targets are shown in their redacted form only.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::shard::Shard;
+use super::targets::Target;
+use super::FleetError;
+use crate::exit::{self, Error};
+use crate::job::Done;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    NotStarted,
+    Running,
+    Done,
+    Failed,
+    /// Not started because an earlier database failed (`fail_fast`).
+    Skipped,
+    /// Running when a signal stopped the run: its statement was cancelled and rolled back.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub database: String,
+    /// The redacted URL (`***` for a password).
+    pub target: String,
+    pub outcome: Outcome,
+    pub applied: usize,
+    pub already_applied: usize,
+    pub seeds_run: usize,
+    pub ms: u64,
+    pub error: Option<String>,
+    /// 0 when done; the code this database alone would have exited with when it failed.
+    pub exit_code: Option<u8>,
+}
+
+/// What a run has done so far.
+#[derive(Debug)]
+pub struct Report {
+    command: &'static str,
+    path: Option<PathBuf>,
+    shard: Option<Shard>,
+    in_set: usize,
+    started: Instant,
+    pub entries: Vec<Entry>,
+}
+
+/// At most this many failures are named in the final error line; the report names them all.
+const LISTED: usize = 20;
+
+impl Report {
+    /// Writes the report's first state (every database `not_started`), when there is a file.
+    pub fn new(
+        command: &'static str,
+        path: Option<PathBuf>,
+        shard: Option<Shard>,
+        in_set: usize,
+        targets: &[Target],
+    ) -> Result<Report, FleetError> {
+        let report = Report {
+            command,
+            path,
+            shard,
+            in_set,
+            started: Instant::now(),
+            entries: targets
+                .iter()
+                .map(|t| Entry {
+                    database: t.identity.clone(),
+                    target: t.db.redacted.clone(),
+                    outcome: Outcome::NotStarted,
+                    applied: 0,
+                    already_applied: 0,
+                    seeds_run: 0,
+                    ms: 0,
+                    error: None,
+                    exit_code: None,
+                })
+                .collect(),
+        };
+        report.write(None)?;
+        Ok(report)
+    }
+
+    pub fn started(&mut self, index: usize) {
+        if let Some(e) = self.entries.get_mut(index) {
+            e.outcome = Outcome::Running;
+        }
+    }
+
+    pub fn finished(&mut self, index: usize, result: &Result<Done, Error>, took: Duration) {
+        let Some(e) = self.entries.get_mut(index) else {
+            return;
+        };
+        e.ms = took.as_millis() as u64;
+        match result {
+            Ok(done) => {
+                e.outcome = Outcome::Done;
+                e.applied = done.applied;
+                e.already_applied = done.already_applied;
+                e.seeds_run = done.seeds_run;
+                e.exit_code = Some(0);
+            }
+            Err(err) => {
+                e.outcome = Outcome::Failed;
+                e.error = Some(err.to_string());
+                e.exit_code = Some(exit::error_code(err));
+            }
+        }
+    }
+
+    /// Databases never started are `skipped` (after a failure with `fail_fast`), or
+    /// `interrupted` / `not_started` when a signal ended the run.
+    pub fn close(&mut self, interrupted: bool) {
+        for e in &mut self.entries {
+            e.outcome = match (e.outcome, interrupted) {
+                (Outcome::Running, _) => Outcome::Interrupted,
+                (Outcome::NotStarted, false) => Outcome::Skipped,
+                (other, _) => other,
+            };
+        }
+    }
+
+    fn count(&self, outcome: Outcome) -> usize {
+        self.entries.iter().filter(|e| e.outcome == outcome).count()
+    }
+
+    /// One line for the log: how many, how they ended, how long it took.
+    pub fn summary(&self) -> String {
+        let applied: usize = self.entries.iter().map(|e| e.applied).sum();
+        let mut line = format!(
+            "{} database(s) in {:.1?}: {} done ({applied} migration(s) applied), {} failed",
+            self.entries.len(),
+            self.started.elapsed(),
+            self.count(Outcome::Done),
+            self.count(Outcome::Failed),
+        );
+        for (outcome, word) in [
+            (Outcome::Skipped, "skipped after a failure (fail_fast)"),
+            (Outcome::Interrupted, "interrupted"),
+            (Outcome::NotStarted, "not started"),
+        ] {
+            let n = self.count(outcome);
+            if n > 0 {
+                line.push_str(&format!(", {n} {word}"));
+            }
+        }
+        line
+    }
+
+    /// `Ok` when every database is done; otherwise the error that names the failures.
+    pub fn verdict(&self) -> Result<(), FleetError> {
+        let failed: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.outcome != Outcome::Done)
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let mut list = String::new();
+        for e in failed
+            .iter()
+            .filter(|e| e.outcome == Outcome::Failed)
+            .take(LISTED)
+        {
+            let first_line = e
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("");
+            let code = e.exit_code.map_or("?".into(), |c| c.to_string());
+            list.push_str(&format!("\n  - {} (exit {code}): {first_line}", e.database));
+        }
+        let named = failed
+            .iter()
+            .filter(|e| e.outcome == Outcome::Failed)
+            .count();
+        if named > LISTED {
+            list.push_str(&format!("\n  - ... and {} more", named - LISTED));
+        }
+        let skipped = self.count(Outcome::Skipped);
+        if skipped > 0 {
+            list.push_str(&format!("\n  - {skipped} not started (fail_fast)"));
+        }
+        if self.path.is_some() {
+            list.push_str("\n  (every database is in the report)");
+        }
+        Err(FleetError::SomeFailed {
+            failed: named,
+            total: self.entries.len(),
+            list,
+        })
+    }
+
+    /// Writes the JSON file, when `--report` was given. `exit_code` is `None` while the run
+    /// has not ended.
+    pub fn write(&self, exit_code: Option<u8>) -> Result<(), FleetError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = File {
+            command: self.command,
+            shard: self.shard.map(|s| s.to_string()),
+            in_set: self.in_set,
+            total: self.entries.len(),
+            done: self.count(Outcome::Done),
+            failed: self.count(Outcome::Failed),
+            skipped: self.count(Outcome::Skipped),
+            interrupted: self.count(Outcome::Interrupted),
+            not_started: self.count(Outcome::NotStarted) + self.count(Outcome::Running),
+            migrations_applied: self.entries.iter().map(|e| e.applied).sum(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            exit_code,
+            databases: &self.entries,
+        };
+        let text = serde_json::to_string_pretty(&file).map_err(|e| FleetError::Report {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        write_file(path, &format!("{text}\n"))
+    }
+}
+
+/// The report file: the counts first, then one entry per database, in the set's order.
+#[derive(Serialize)]
+struct File<'a> {
+    command: &'static str,
+    shard: Option<String>,
+    /// Databases in the whole set, before sharding.
+    in_set: usize,
+    total: usize,
+    done: usize,
+    failed: usize,
+    skipped: usize,
+    interrupted: usize,
+    not_started: usize,
+    migrations_applied: usize,
+    seconds: f64,
+    /// `null` while the run has not ended.
+    exit_code: Option<u8>,
+    databases: &'a [Entry],
+}
+
+/// Fails (exit 2) when the report could not be written, before anything connects. Creates
+/// the file, keeping what it holds until the run writes its own.
+pub fn writable(path: &Path) -> Result<(), FleetError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|source| FleetError::Report {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), FleetError> {
+    std::fs::write(path, text).map_err(|source| FleetError::Report {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,153 @@
+//! Working through the set: at most `concurrency` databases at once, each on its own session,
+//! a progress line at a steady interval; and the job over the set, which is the single-database
+//! job (`job::run_on`: its own advisory lock, validate, migrate, seed) for each database.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tracing::{error, info, Instrument};
+
+use super::live::{Live, Open};
+use super::progress::Progress;
+use super::report::{self, Report};
+use super::targets::Target;
+use crate::config::{Config, FleetSettings};
+use crate::exit::{self, Error, Success};
+use crate::job::{self, Done, Parts};
+use crate::pg;
+
+/// Runs `work` on every target, at most `settings.concurrency` at once (each holds at most one
+/// session, so this bounds the sessions too). `started` and `finished` are told about each
+/// database in turn; with `stop_after_failure`, no database is started after one failed.
+/// Returns how many were never started.
+pub async fn each<'a, T, W, F>(
+    targets: &'a [Target],
+    settings: &FleetSettings,
+    stop_after_failure: bool,
+    work: W,
+    mut started: impl FnMut(usize),
+    mut finished: impl FnMut(usize, Result<T, Error>, Duration),
+) -> usize
+where
+    W: Fn(&'a Target) -> F,
+    F: Future<Output = Result<T, Error>> + 'a,
+{
+    let mut queue = targets.iter().enumerate();
+    let mut running = FuturesUnordered::new();
+    let mut progress = Progress::new(targets.len());
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.progress_interval,
+        settings.progress_interval,
+    );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut never_started = 0;
+    loop {
+        let stopping = stop_after_failure && progress.failed() > 0;
+        while running.len() < settings.concurrency && !stopping {
+            let Some((index, target)) = queue.next() else {
+                break;
+            };
+            started(index);
+            let span = tracing::info_span!("db", database = %target.identity);
+            let job = work(target);
+            running.push(async move {
+                let began = Instant::now();
+                let result = job.instrument(span).await;
+                (index, result, began.elapsed())
+            });
+        }
+        if running.is_empty() {
+            if stopping {
+                never_started = queue.count();
+            }
+            break;
+        }
+        tokio::select! {
+            Some((index, result, took)) = running.next() => {
+                progress.finished(result.is_ok());
+                finished(index, result, took);
+            }
+            _ = ticks.tick() => progress.log(),
+        }
+    }
+    never_started
+}
+
+/// A session on the target's database, registered with `live` so a signal can clean it up.
+pub async fn open(target: &Target, cfg: &Config, live: &Live) -> Result<Open, Error> {
+    let session = pg::connect(&target.db, &cfg.connect).await?;
+    Ok(live.open(session))
+}
+
+/// `run`, `migrate` or `seed` over the set.
+pub async fn job(
+    cfg: &Config,
+    live: &Live,
+    parts: Parts,
+    command: &'static str,
+) -> Result<Success, Error> {
+    // The folders are read and checked once, before any connection.
+    let inputs = job::Inputs::load(cfg, parts)?;
+    if let Some(path) = &cfg.fleet.report {
+        report::writable(path)?;
+    }
+    let selection = super::select(cfg, live).await?;
+    let report = Report::new(
+        command,
+        cfg.fleet.report.clone(),
+        cfg.fleet.shard,
+        selection.in_set,
+        &selection.targets,
+    )?;
+    live.set_report(report);
+    let inputs = &inputs;
+    each(
+        &selection.targets,
+        &cfg.fleet,
+        cfg.fleet.fail_fast,
+        |target| async move {
+            let open = open(target, cfg, live).await?;
+            let done = job::run_on(&open.session, cfg, inputs).await;
+            live.close(open);
+            if let Ok(d) = &done {
+                info!(
+                    applied = d.applied,
+                    already_applied = d.already_applied,
+                    seeds = d.seeds_run,
+                    "done: {} migration(s) applied, {} already applied, {} seed(s) run",
+                    d.applied,
+                    d.already_applied,
+                    d.seeds_run
+                );
+            }
+            done
+        },
+        |index| {
+            live.with_report(|r| r.started(index));
+        },
+        |index, result: Result<Done, Error>, took| {
+            if let (Err(e), Some(t)) = (&result, selection.targets.get(index)) {
+                let code = exit::error_code(e);
+                error!(database = %t.identity, exit_code = code, "{e}");
+            }
+            live.with_report(|r| r.finished(index, &result, took));
+        },
+    )
+    .await;
+    let verdict = live.with_report(|r| {
+        r.close(false);
+        info!("{}", r.summary());
+        let verdict = r.verdict();
+        let code = match &verdict {
+            Ok(()) => exit::success_code(Success::Done),
+            Err(e) => exit::fleet_code(e),
+        };
+        r.write(Some(code))?;
+        verdict
+    });
+    match verdict {
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(Success::Done),
+    }
+}

@@ -1,0 +1,157 @@
+//! The settings of a run over many databases (`databases_file`, `databases_query`,
+//! `concurrency`, `shard`, `report`, `fail_fast`, `progress_interval`), loaded through the same
+//! layers as every other setting. A databases file is read here, so a bad line is exit 2 before
+//! any connection.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::value::{duration_in, parse_bool, parse_path, MAX_WAIT};
+use crate::config::{ConfigError, Database, Layers, Origin};
+
+use super::shard::Shard;
+
+/// Where the set of databases comes from. `None` in [`FleetSettings::set`]: one database, the
+/// base URL's, as always.
+#[derive(Clone)]
+pub enum Set {
+    /// The lines of `databases_file`, in file order.
+    File { path: PathBuf, entries: Vec<Listed> },
+    /// `databases_query`, run on the base URL's database: the first column names the databases.
+    Query(String),
+}
+
+impl fmt::Debug for Set {
+    /// A count, not a thousand URLs: the configuration is printed at debug level.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Set::File { path, entries } => {
+                write!(f, "File({}, {} entries)", path.display(), entries.len())
+            }
+            Set::Query(q) => write!(f, "Query({q:?})"),
+        }
+    }
+}
+
+/// One line of a databases file.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// A database name, put into the base URL.
+    Name(String),
+    /// A full connection URL, resolved as `--database-url` would be (its `Debug` is redacted).
+    Url(Box<Database>),
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    pub set: Option<Set>,
+    /// Databases worked on at once; each holds one session, so never more sessions than this.
+    pub concurrency: usize,
+    pub shard: Option<Shard>,
+    pub report: Option<PathBuf>,
+    pub fail_fast: bool,
+    pub progress_interval: Duration,
+}
+
+/// More sessions than this would exhaust any server's `max_connections` long before it helps.
+const MAX_CONCURRENCY: usize = 1000;
+
+/// PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated by the server, so two
+/// long names could be one database.
+const MAX_NAME_BYTES: usize = 63;
+
+pub(crate) fn load(
+    layers: &Layers<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<FleetSettings, ConfigError> {
+    let file = layers.get("databases_file");
+    let query = layers.get("databases_query");
+    let set = match (file, query) {
+        (Some((_, a)), Some((_, b))) => {
+            return Err(ConfigError::Conflict {
+                a: format!("databases_file (from {a})"),
+                b: format!("databases_query (from {b})"),
+            })
+        }
+        (Some((path, origin)), None) => Some(read_file(layers, path.trim(), origin)?),
+        (None, Some((sql, origin))) if sql.trim().is_empty() => {
+            return Err(ConfigError::Invalid {
+                setting: "databases_query".into(),
+                value: sql,
+                origin,
+                reason: "expected a query whose first column names the databases".into(),
+            })
+        }
+        (None, Some((sql, _))) => Some(Set::Query(sql.trim().to_string())),
+        (None, None) => None,
+    };
+    let job_index = env("JOB_COMPLETION_INDEX");
+    Ok(FleetSettings {
+        set,
+        concurrency: layers.parse("concurrency", |s| match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "expected a whole number from 1 to {MAX_CONCURRENCY}"
+            )),
+        })?,
+        shard: match layers.get("shard") {
+            Some(_) => Some(layers.parse("shard", |s| Shard::parse(s, job_index.as_deref()))?),
+            None => None,
+        },
+        report: match layers.get("report") {
+            Some(_) => Some(layers.parse("report", parse_path)?),
+            None => None,
+        },
+        fail_fast: layers.parse("fail_fast", parse_bool)?,
+        progress_interval: layers.parse(
+            "progress_interval",
+            duration_in(Duration::from_millis(10), MAX_WAIT),
+        )?,
+    })
+}
+
+/// One database name or URL a line; blank lines and `#` comments are skipped.
+fn read_file(layers: &Layers<'_>, path: &str, origin: Origin) -> Result<Set, ConfigError> {
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+        setting: "databases_file".into(),
+        value: path.display().to_string(),
+        origin: origin.clone(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = Origin::File {
+            path: path.clone(),
+            key: format!("line {}", n + 1),
+        };
+        let entry = if line.starts_with("postgres://") || line.starts_with("postgresql://") {
+            Listed::Url(Box::new(layers.database_at(line, at)?))
+        } else if line.len() > MAX_NAME_BYTES
+            || line.contains('\0')
+            || line.contains("://")
+            || line.contains('=')
+        {
+            // Never echoed: a line that is not a plain name may be a URL with a typo in its
+            // scheme, or a key=value string, with a password in it. Say only what is wrong.
+            return Err(ConfigError::Invalid {
+                setting: "databases_file".into(),
+                value: format!("(line {} of {})", n + 1, path.display()),
+                origin: at,
+                reason: format!(
+                    "expected a database name of 1 to {MAX_NAME_BYTES} bytes without `=` or `://`, or a URL \
+                     starting with postgres:// or postgresql:// (key=value strings are not read here)"
+                ),
+            });
+        } else {
+            Listed::Name(line.to_string())
+        };
+        entries.push(entry);
+    }
+    Ok(Set::File { path, entries })
+}

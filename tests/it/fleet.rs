@@ -1,0 +1,625 @@
+//! Many databases in one run (SPEC section 9), on the real server: per-database outcomes, the
+//! report and exit 11 when some fail; shards that partition the set; two runs at once migrating
+//! each database once; bounded sessions and backing off on "too many connections"; SIGTERM
+//! mid-run leaving every database consistent and unlocked.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{server, wait_until, write, Run, TestDb, PASSWORD};
+
+const DEFAULT_KEY: &str = "7815895486951160637";
+
+/// `n` new databases named `<base>_t<i>` (OWNER `owner` when given), in one psql session.
+fn tenants(db: &TestDb, n: usize, owner: Option<&str>) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("{}_t{i:02}", db.name)).collect();
+    let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
+    let script: String = names
+        .iter()
+        .map(|n| format!("CREATE DATABASE \"{n}\"{owner};\n"))
+        .collect();
+    psql_script("postgres", &script);
+    names
+}
+
+/// Runs a script of statements, each in its own transaction (CREATE DATABASE needs that).
+fn psql_script(database: &str, script: &str) {
+    let mut child = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(server().url(database))
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("psql: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn on(name: &str, sql: &str) -> String {
+    server().psql(name, sql).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The query naming this test's tenants.
+fn tenant_query(db: &TestDb) -> String {
+    format!(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, '{}_t') ORDER BY 1",
+        db.name
+    )
+}
+
+fn report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !text.contains(PASSWORD),
+        "the report shows the password:\n{text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn entries(report: &Value) -> Vec<Value> {
+    report["databases"].as_array().cloned().unwrap_or_default()
+}
+
+fn entry<'a>(entries: &'a [Value], database: &str) -> &'a Value {
+    entries
+        .iter()
+        .find(|e| e["database"] == database)
+        .unwrap_or_else(|| panic!("no entry for {database} in {entries:?}"))
+}
+
+fn advisory_locks_anywhere(prefix: &str) -> String {
+    on(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND starts_with(d.datname, '{prefix}')"
+        ),
+    )
+}
+
+fn spawn(db: &TestDb, args: &[&str]) -> Child {
+    db.cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn finish(child: Child) -> Run {
+    Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[test]
+fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11() {
+    let db = TestDb::new("fleet_mixed");
+    let names = tenants(&db, 50, None);
+    let dir = db.work.join("migrations");
+    write(&dir, "0001_t.sql", "CREATE TABLE t (x int);\n");
+    write(&dir, "0002_row.sql", "INSERT INTO t VALUES (1);\n");
+    // A bad migration in one database: its table is already there.
+    let (bad, locked, by_url) = (&names[7], &names[13], &names[21]);
+    on(bad, "CREATE TABLE t (y text)");
+    // A locked one: another session holds the advisory lock there.
+    let mut holder = Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-d"])
+        .arg(server().url(locked))
+        .args([
+            "-c",
+            &format!("SELECT pg_advisory_lock({DEFAULT_KEY}); SELECT pg_sleep(60)"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until(
+        "the holder to take the lock",
+        Duration::from_secs(10),
+        || advisory_locks_anywhere(locked) == "1",
+    );
+    // The file: names, one URL with the password, a missing database, a duplicate, comments.
+    let missing = format!("{}_missing", db.name);
+    let mut file = String::from("# tenants\n\n");
+    for n in &names {
+        match n == by_url {
+            true => file.push_str(&format!("{}\n", server().url(n))),
+            false => file.push_str(&format!("{n}\n")),
+        }
+    }
+    file.push_str(&format!("{missing}\n{}\n", names[0]));
+    write(&db.work, "databases.txt", &file);
+    let report_path = db.work.join("report.json");
+    let run = db.run(&[
+        "run",
+        "--databases-file",
+        "databases.txt",
+        "--concurrency",
+        "6",
+        "--lock-timeout",
+        "1s",
+        "--report",
+        report_path.to_str().unwrap_or_default(),
+    ]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    run.expect(11);
+    assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("51 database(s) in this run")
+            && run.stderr.contains("3 of 51 database(s) failed"),
+        "{}",
+        run.stderr
+    );
+    for name in [bad, locked, &missing] {
+        assert!(
+            run.stderr.contains(&format!("  - {name} (exit ")),
+            "{name} not listed:\n{}",
+            run.stderr
+        );
+    }
+
+    let r = report(&report_path);
+    assert_eq!(
+        (&r["total"], &r["done"], &r["failed"], &r["exit_code"]),
+        (
+            &Value::from(51),
+            &Value::from(48),
+            &Value::from(3),
+            &Value::from(11)
+        ),
+        "{r:#}"
+    );
+    let all = entries(&r);
+    let code = |name: &str| entry(&all, name)["exit_code"].as_u64();
+    assert_eq!(code(bad), Some(6), "bad migration");
+    assert_eq!(code(locked), Some(5), "locked");
+    assert_eq!(code(&missing), Some(4), "missing database");
+    assert!(entry(&all, bad)["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("0001_t.sql")));
+    // The URL line is named by its redacted form.
+    let url_entry = all
+        .iter()
+        .find(|e| {
+            e["target"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(by_url.as_str()))
+        })
+        .unwrap_or_else(|| panic!("no entry for the URL line"));
+    assert!(url_entry["database"]
+        .as_str()
+        .is_some_and(|d| d.contains(":***@")));
+    for n in names.iter().filter(|n| *n != bad && *n != locked) {
+        let e = entry(
+            &all,
+            if n == by_url {
+                url_entry["database"].as_str().unwrap_or("")
+            } else {
+                n
+            },
+        );
+        assert_eq!(
+            (&e["outcome"], &e["applied"]),
+            (&Value::from("done"), &Value::from(2)),
+            "{n}"
+        );
+        assert_eq!(on(n, "SELECT count(*) FROM t"), "1", "{n}");
+    }
+    // The failures changed nothing in their databases.
+    assert_eq!(
+        on(
+            bad,
+            "SELECT to_regclass('db_init.schema_migrations') IS NULL"
+        ),
+        "t"
+    );
+    assert_eq!(on(locked, "SELECT to_regclass('t') IS NULL"), "t");
+    assert_eq!(advisory_locks_anywhere(&db.name), "0");
+
+    // status over the set: pending, invalid and unreachable ones are named.
+    on(
+        &names[3],
+        "UPDATE db_init.schema_migrations SET checksum = 'edited' WHERE version = 1",
+    );
+    let status = db.run(&[
+        "status",
+        "--format",
+        "json",
+        "--databases-file",
+        "databases.txt",
+    ]);
+    status.expect(11);
+    let doc: Value =
+        serde_json::from_str(&status.stdout).unwrap_or_else(|e| panic!("{e}: {}", status.stdout));
+    let rows = entries(&doc);
+    let state = |name: &str| entry(&rows, name)["state"].clone();
+    assert_eq!(state(bad), "pending");
+    assert_eq!(state(locked), "pending");
+    assert_eq!(state(&names[3]), "invalid");
+    assert_eq!(state(&missing), "error");
+    assert_eq!(state(&names[4]), "up_to_date");
+    assert_eq!(
+        (
+            &doc["up_to_date"],
+            &doc["pending"],
+            &doc["invalid"],
+            &doc["error"]
+        ),
+        (
+            &Value::from(47),
+            &Value::from(2),
+            &Value::from(1),
+            &Value::from(1)
+        ),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn fail_fast_starts_no_database_after_a_failure() {
+    let db = TestDb::new("fleet_fast");
+    let names = tenants(&db, 12, None);
+    write(
+        &db.work.join("migrations"),
+        "0001_t.sql",
+        "CREATE TABLE t (x int);\n",
+    );
+    on(&names[0], "CREATE TABLE t (y text)");
+    let report_path = db.work.join("report.json");
+    let run = db.run(&[
+        "migrate",
+        "--databases-query",
+        &tenant_query(&db),
+        "--concurrency",
+        "1",
+        "--fail-fast",
+        "--report",
+        report_path.to_str().unwrap_or_default(),
+    ]);
+    run.expect(11);
+    let r = report(&report_path);
+    assert_eq!(
+        (&r["failed"], &r["skipped"]),
+        (&Value::from(1), &Value::from(11)),
+        "{r:#}"
+    );
+    assert_eq!(on(&names[11], "SELECT to_regclass('t') IS NULL"), "t");
+}
+
+fn planned(db: &TestDb, shard: &str, env: Option<(&str, &str)>) -> BTreeSet<String> {
+    let mut cmd = db.cmd();
+    cmd.args([
+        "plan",
+        "--databases-query",
+        &tenant_query(db),
+        "--shard",
+        shard,
+    ]);
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let run = Run::from(cmd.output().unwrap_or_else(|e| panic!("{e}")));
+    run.expect(0);
+    run.stdout
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn two_shards_partition_the_set_and_two_runs_at_once_migrate_each_database_once() {
+    let db = TestDb::new("fleet_shards");
+    let names: BTreeSet<String> = tenants(&db, 30, None).into_iter().collect();
+    let dir = db.work.join("migrations");
+    write(
+        &dir,
+        "0001_t.sql",
+        "CREATE TABLE IF NOT EXISTS c (x int);\n",
+    );
+    write(&dir, "0002_row.sql", "INSERT INTO c VALUES (1);\n");
+
+    let zero = planned(&db, "0/2", None);
+    let one = planned(&db, "/2", Some(("JOB_COMPLETION_INDEX", "1")));
+    assert!(
+        zero.is_disjoint(&one),
+        "shared: {:?}",
+        zero.intersection(&one)
+    );
+    assert_eq!(&zero | &one, names, "the shards do not cover the set");
+    assert!(!zero.is_empty() && !one.is_empty());
+
+    // Both shards at once, each with its report: exactly its own databases.
+    let reports = [db.work.join("r0.json"), db.work.join("r1.json")];
+    let children: Vec<Child> = ["0/2", "1/2"]
+        .iter()
+        .zip(&reports)
+        .map(|(shard, path)| {
+            spawn(
+                &db,
+                &[
+                    "migrate",
+                    "--databases-query",
+                    &tenant_query(&db),
+                    "--shard",
+                    shard,
+                    "--report",
+                    path.to_str().unwrap_or_default(),
+                ],
+            )
+        })
+        .collect();
+    for child in children {
+        finish(child).expect(0);
+    }
+    for (path, expected) in reports.iter().zip([&zero, &one]) {
+        let done: BTreeSet<String> = entries(&report(path))
+            .iter()
+            .filter_map(|e| e["database"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(&done, expected);
+    }
+
+    // Two full runs at once over a new migration: each database gets it once.
+    write(&dir, "0003_row.sql", "INSERT INTO c VALUES (3);\n");
+    let children: Vec<Child> = (0..2)
+        .map(|_| spawn(&db, &["migrate", "--databases-query", &tenant_query(&db)]))
+        .collect();
+    for child in children {
+        finish(child).expect(0);
+    }
+    for n in &names {
+        assert_eq!(
+            on(n, "SELECT string_agg(x::text, ',' ORDER BY x) FROM c"),
+            "1,3",
+            "{n}"
+        );
+        assert_eq!(
+            on(n, "SELECT count(*) FROM db_init.schema_migrations"),
+            "3",
+            "{n}"
+        );
+    }
+}
+
+/// Samples the number of this run's sessions (by application_name) until told to stop.
+fn sample_sessions(app: String, stop: Arc<AtomicBool>, max: Arc<AtomicUsize>) {
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        if let Ok(n) = server().psql("postgres", &sql) {
+            max.fetch_max(n.parse().unwrap_or(0), Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sessions_stay_within_concurrency_and_too_many_connections_is_waited_out() {
+    let db = TestDb::new("fleet_bound");
+    let role = format!("{}_limited", db.name);
+    on(
+        "postgres",
+        &format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{PASSWORD}' CONNECTION LIMIT 2"),
+    );
+    let names = tenants(&db, 16, Some(&format!("\"{role}\"")));
+    let dir = db.work.join("migrations");
+    write(
+        &dir,
+        "0001_t.sql",
+        "CREATE TABLE t (x int);\nSELECT pg_sleep(0.2);\n",
+    );
+
+    // Bounded: concurrency 3 never opens a fourth session.
+    let app = format!("{}_app", db.name);
+    let (stop, max) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let sampler = {
+        let (app, stop, max) = (app.clone(), Arc::clone(&stop), Arc::clone(&max));
+        std::thread::spawn(move || sample_sessions(app, stop, max))
+    };
+    let run = db.run(&[
+        "migrate",
+        "--databases-query",
+        &tenant_query(&db),
+        "--concurrency",
+        "3",
+        "--application-name",
+        &app,
+    ]);
+    stop.store(true, Ordering::SeqCst);
+    let _ = sampler.join();
+    run.expect(0);
+    let peak = max.load(Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} sessions open at once with concurrency 3");
+    assert!(
+        peak >= 2,
+        "the run never overlapped two databases (peak {peak})"
+    );
+
+    // A role allowed 2 connections, 5 wanted: SQLSTATE 53300 is retried, every database done.
+    write(
+        &dir,
+        "0002_u.sql",
+        "INSERT INTO t VALUES (2);\nSELECT pg_sleep(0.1);\n",
+    );
+    let url = format!(
+        "postgres://{role}:{PASSWORD}@{}:{}/{}",
+        server().host,
+        server().port,
+        names[0]
+    );
+    let run = db
+        .cmd()
+        .env("DB_INIT_DATABASE_URL", &url)
+        .args([
+            "migrate",
+            "--databases-query",
+            &tenant_query(&db),
+            "--concurrency",
+            "5",
+        ])
+        .output()
+        .map(Run::from)
+        .unwrap_or_else(|e| panic!("{e}"));
+    run.expect(0);
+    assert!(
+        run.stderr.contains("53300"),
+        "no connection was refused with 53300:\n{}",
+        run.stderr
+    );
+    for n in &names {
+        assert_eq!(on(n, "SELECT count(*) FROM t"), "1", "{n}");
+    }
+}
+
+#[test]
+fn sigterm_mid_run_leaves_every_database_consistent_and_unlocked() {
+    let db = TestDb::new("fleet_term");
+    let names = tenants(&db, 12, None);
+    let dir = db.work.join("migrations");
+    write(&dir, "0001_t.sql", "CREATE TABLE before_sleep (x int);\n");
+    write(
+        &dir,
+        "0002_sleep.sql",
+        "CREATE TABLE during_sleep (x int);\nSELECT pg_sleep(60);\n",
+    );
+    let report_path = db.work.join("report.json");
+    let child = spawn(
+        &db,
+        &[
+            "migrate",
+            "--databases-query",
+            &tenant_query(&db),
+            "--concurrency",
+            "4",
+            "--report",
+            report_path.to_str().unwrap_or_default(),
+        ],
+    );
+    let sleeping = || {
+        on(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' \
+                 AND state = 'active' AND starts_with(datname, '{}_t')",
+                db.name
+            ),
+        )
+    };
+    wait_until("four migrations to sleep", Duration::from_secs(20), || {
+        sleeping() == "4"
+    });
+    let started = Instant::now();
+    let ok = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) } == 0;
+    assert!(ok, "kill -TERM failed");
+    let run = finish(child);
+    eprintln!(
+        "SIGTERM to exit with 4 databases running: {:?}",
+        started.elapsed()
+    );
+    run.expect(143);
+    assert!(
+        run.stderr
+            .contains("4 sessions: running statements cancelled, rolled back, locks released"),
+        "{}",
+        run.stderr
+    );
+    wait_until("every statement to stop", Duration::from_secs(5), || {
+        sleeping() == "0"
+    });
+    assert_eq!(advisory_locks_anywhere(&db.name), "0");
+    let mut migrated_once = 0;
+    for n in &names {
+        assert_eq!(
+            on(n, "SELECT to_regclass('during_sleep') IS NULL"),
+            "t",
+            "{n}"
+        );
+        let history = on(
+            n,
+            "SELECT CASE WHEN to_regclass('db_init.schema_migrations') IS NULL THEN 'none' \
+             ELSE (SELECT string_agg(version::text, ',') FROM db_init.schema_migrations) END",
+        );
+        match history.as_str() {
+            "1" => {
+                migrated_once += 1;
+                assert_eq!(on(n, "SELECT to_regclass('before_sleep') IS NOT NULL"), "t");
+            }
+            "none" | "" => assert_eq!(on(n, "SELECT to_regclass('before_sleep') IS NULL"), "t"),
+            other => panic!("{n}: history {other}"),
+        }
+    }
+    assert_eq!(
+        migrated_once, 4,
+        "the four running databases keep 0001 only"
+    );
+    let r = report(&report_path);
+    assert_eq!(
+        (&r["interrupted"], &r["not_started"], &r["exit_code"]),
+        (&Value::from(4), &Value::from(8), &Value::from(143)),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn a_bad_set_is_exit_2_before_any_connection() {
+    let db = TestDb::new("fleet_bad_set");
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    // A line that is neither a name nor a postgres:// URL is refused without echoing it.
+    write(
+        &db.work,
+        "bad.txt",
+        &format!("tenant_a\npostgress://u:{PASSWORD}@h/x\n"),
+    );
+    let unreachable = "postgres://u:pw@127.0.0.1:1/postgres";
+    let run = db
+        .cmd()
+        .env("DB_INIT_DATABASE_URL", unreachable)
+        .args(["run", "--databases-file", "bad.txt"])
+        .output()
+        .map(Run::from)
+        .unwrap_or_else(|e| panic!("{e}"));
+    run.expect(2);
+    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+    assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
+    // A file and a query at once.
+    write(&db.work, "ok.txt", "tenant_a\n");
+    db.run(&[
+        "run",
+        "--databases-file",
+        "ok.txt",
+        "--databases-query",
+        "SELECT 1",
+    ])
+    .expect(2);
+    // A report that cannot be written: before any database is touched.
+    db.run(&[
+        "run",
+        "--databases-file",
+        "ok.txt",
+        "--report",
+        "/nonexistent/dir/report.json",
+    ])
+    .expect(2);
+}
