@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "drizzle" / "synthetic-300"
+FIXTURE = ROOT / "tests" / "fixtures" / "drizzle" / "synthetic-300"
 DB_INIT = ROOT / "target" / "x86_64-unknown-linux-gnu" / "release" / "db-init"
 PG_BIN = Path(os.environ["PG_BIN"])
 PSQL = PG_BIN / "psql"  # the real psql, not Debian's Perl wrapper in /usr/bin

@@ -9,6 +9,18 @@ use crate::pg::lock::{self, Mode};
 use crate::pg::Session;
 use crate::seed::{self, SeedFile};
 
+/// When this process started: the replicas of a rollout start together, and an `always` seed
+/// that another of them ran since then is not run again.
+pub fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
+/// Replicas of one rollout do not start at the same instant: a seed run this long before this
+/// process started still counts as the rollout's run (seeds are idempotent; a start after a
+/// quiet spell runs them again).
+const WAVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Which parts of the job a command runs.
 #[derive(Clone, Copy, Debug)]
 pub struct Parts {
@@ -69,7 +81,7 @@ pub struct Done {
 /// a rollout finish together, and each migration and seed runs once per rollout.
 pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<Done, Error> {
     let key = cfg.lock.key;
-    let wave = lock::listen(session, key).await?;
+    let wave = lock::listen(session, key, started().elapsed() + WAVE_WINDOW).await?;
     let mut wait = lock::Wait::new(cfg.lock);
     loop {
         let seen = session.wakeups_seen();

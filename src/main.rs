@@ -11,6 +11,7 @@ use db_init::exit::{self, Error};
 use db_init::{app, logging};
 
 fn main() -> ExitCode {
+    db_init::job::started();
     let cli = Cli::parse();
     // Where the final error goes even when the settings cannot be loaded.
     let termination_log = cli

@@ -31,7 +31,7 @@ pub async fn wait(cfg: &Config, cell: &OnceCell<Session>, seeded: bool) -> Resul
         ..cfg.seed.clone()
     };
     let session = connect(cfg, cell).await?;
-    let wave = lock::listen(session, cfg.lock.key).await?;
+    let wave = lock::listen(session, cfg.lock.key, Duration::ZERO).await?;
     let mut backoff = Backoff::new(cfg.connect.retry_initial, cfg.connect.retry_max);
     let mut last_report: Option<Instant> = None;
     loop {

@@ -41,7 +41,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: From<LockError>,
 {
-    listen(session, lock.key).await?;
+    listen(session, lock.key, Duration::ZERO).await?;
     let mut wait = Wait::new(lock);
     loop {
         let seen = session.wakeups_seen();
@@ -68,9 +68,14 @@ pub enum Mode {
 }
 
 /// Subscribes to the lock's channel, so that a waiter wakes the moment a holder releases it
-/// (polling stays as the fallback); returns the server's `now()`, when this wave started.
-pub async fn listen(client: &Client, key: i64) -> Result<String, LockError> {
-    let sql = format!("LISTEN {}; SELECT now()::text", channel(key));
+/// (polling stays as the fallback); returns, in the server's clock, the time `ago` before now
+/// (when this process started: replicas started together are one rollout, a "wave").
+pub async fn listen(client: &Client, key: i64, ago: Duration) -> Result<String, LockError> {
+    let sql = format!(
+        "LISTEN {}; SELECT (now() - interval '{} milliseconds')::text",
+        channel(key),
+        ago.as_millis()
+    );
     let now = tokio::time::timeout(POLL_GRACE * 6, first_text(client, &sql)).await;
     match now {
         Ok(Ok(now)) => Ok(now.unwrap_or_default()),
