@@ -205,7 +205,13 @@ async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> 
         warn!("{w}");
     }
     let seeds = seed::load(&cfg.seed.dir)?;
-    print(&report::plan_text(&source, &a, cfg, &seeds))
+    let mut out = report::plan_text(&source, &a, cfg);
+    if !seeds.is_empty() {
+        let session = connect(cfg, cell).await?;
+        let wave = job::wave(session, cfg.lock.key).await?;
+        out.push_str(&seed::plan::text(session, &cfg.seed, &seeds, &wave).await);
+    }
+    print(&out)
 }
 
 async fn baseline(cfg: &Config, cell: &OnceCell<Session>, to: &str) -> Result<Success, Error> {

@@ -75,13 +75,19 @@ pub struct Done {
     pub seeds_run: usize,
 }
 
+/// Subscribes to the lock's release and returns when this process's rollout began, in the
+/// server's clock (see [`WAVE_WINDOW`]).
+pub async fn wave(session: &Session, key: i64) -> Result<String, Error> {
+    Ok(lock::listen(session, key, started().elapsed() + WAVE_WINDOW).await?)
+}
+
 /// On an open session: nothing to do is found under a shared lock, which many replicas hold
 /// at once; work is done under the exclusive one. A replica that waits wakes when the holder
 /// notifies its release, and finds under the shared lock that nothing is left: the replicas of
 /// a rollout finish together, and each migration and seed runs once per rollout.
 pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<Done, Error> {
     let key = cfg.lock.key;
-    let wave = lock::listen(session, key, started().elapsed() + WAVE_WINDOW).await?;
+    let wave = wave(session, key).await?;
     let mut wait = lock::Wait::new(cfg.lock);
     loop {
         let seen = session.wakeups_seen();

@@ -5,7 +5,6 @@ use crate::migrate::plan::State;
 use crate::migrate::steps::{steps, Batch, Step};
 use crate::migrate::{Assessment, Source};
 use crate::pg::work_settings_sql;
-use crate::seed::SeedFile;
 
 fn state_name(state: State) -> &'static str {
     match state {
@@ -122,7 +121,8 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
 }
 
 /// The SQL `run` would send, in order: the same steps the applier executes.
-pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFile]) -> String {
+/// The migrations' part; the seeds' part comes from `seed::plan` (it reads the catalog).
+pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config) -> String {
     let pending = a.plan.pending();
     let mut out = format!(
         "-- {} migration(s) to apply, history in {}\n",
@@ -183,12 +183,6 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config, seeds: &[SeedFil
     }
     if !pending.is_empty() && !cfg.migrate.ddl_lock_timeout.is_zero() {
         out.push_str("RESET lock_timeout;\n");
-    }
-    for s in seeds {
-        out.push_str(&format!(
-            "-- seed {} (seed_mode: {:?})\n",
-            s.name, cfg.seed.mode
-        ));
     }
     out
 }

@@ -3,6 +3,7 @@
 //! control runs statement by statement, its row recorded after its last statement.
 
 mod load;
+pub mod plan;
 mod runs;
 mod sql;
 mod upsert;

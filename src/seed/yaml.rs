@@ -40,7 +40,7 @@ enum OnConflict {
 
 /// The statements of the seed, ready to run.
 pub struct Prepared {
-    statements: Vec<Statement>,
+    pub(super) statements: Vec<Statement>,
 }
 
 /// Checks the file's shape without a database, so a broken seed fails before anything runs.
@@ -55,7 +55,7 @@ fn parse(seed: &SeedFile) -> Result<Spec, SeedError> {
     })
 }
 
-async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedError> {
+pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedError> {
     let invalid = |message: String| SeedError::Invalid {
         file: seed.name.clone(),
         message,

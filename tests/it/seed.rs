@@ -88,7 +88,11 @@ fn on_change_skips_unchanged_seeds_and_reruns_changed_ones() {
     );
     assert_eq!(db.sql("SELECT v FROM settings"), "light");
     assert_eq!(db.sql("SELECT count(*) FROM runs"), "1");
-    // Default mode: every seed on every start.
+    // Default mode: every seed on every start, once per rollout: a run within the 10 s before
+    // this start counts as this rollout's.
+    db.run(&["run"]).expect(0);
+    assert_eq!(db.sql("SELECT count(*) FROM runs"), "1");
+    db.sql("UPDATE db_init.seed_runs SET last_run_at = last_run_at - interval '1 minute'");
     db.run(&["run"]).expect(0);
     assert_eq!(db.sql("SELECT count(*) FROM runs"), "2");
 }
@@ -318,5 +322,30 @@ fn yaml_updates_json_columns_and_refuses_a_repeated_key() {
         run.stderr.contains("settings.yaml") && run.stderr.contains("row 2: the same key as row 1"),
         "{}",
         run.stderr
+    );
+}
+
+/// `plan` prints what a run sends for the seeds too: SQL seeds as sent, YAML upserts with their
+/// parameters, the session settings; and changes nothing.
+#[test]
+fn plan_prints_the_seeds_sql_and_parameters() {
+    let db = TestDb::new("plan_seeds");
+    copy_dir(&repo().join("migrations"), &db.work.join("migrations"));
+    copy_dir(&repo().join("seeds"), &db.work.join("seeds"));
+    db.run(&["migrate"]).expect(0);
+    let plan = db.run(&["plan"]);
+    plan.expect(0);
+    for want in [
+        "SET statement_timeout",
+        "-- seed ",
+        "INSERT INTO",
+        "-- parameters: $1 = ",
+        "INSERT INTO db_init.seed_runs",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {}", plan.stdout);
+    }
+    assert_eq!(
+        db.sql("SELECT to_regclass('db_init.seed_runs') IS NULL"),
+        "t"
     );
 }
