@@ -130,9 +130,7 @@ async fn run_outside_transaction(
         .map(ToString::to_string)
         .unwrap_or_default();
     info!(migration = %m.file, why = %why, "running outside a transaction, statement by statement");
-    // Statements 1..=committed are durable; `open` is set while the file's own BEGIN is open.
-    let mut committed = 0;
-    let mut open = false;
+    let mut done = crate::migrate::sql::Committed::default();
     for (n, (chunk, offset, sql)) in statements.iter().enumerate() {
         let words = super::sql::statements(sql)
             .into_iter()
@@ -140,7 +138,7 @@ async fn run_outside_transaction(
             .map(|s| s.words)
             .unwrap_or_default();
         if let Err(e) = client.batch_execute(sql).await {
-            if open {
+            if done.open {
                 rollback(client).await;
             }
             let (line, column) = m.line_col(offset + position_in(sql, &e));
@@ -151,7 +149,7 @@ async fn run_outside_transaction(
                 line: Some(line),
                 column: Some(column),
             };
-            let applied = match committed {
+            let applied = match done.count {
                 0 => "none of its statements were committed".to_string(),
                 k => format!(
                     "partly applied: statements 1..{k} of {} committed",
@@ -171,20 +169,12 @@ async fn run_outside_transaction(
             );
             return Err(failed(m, location, &e, note));
         }
-        match super::sql::opens_transaction(&words) {
-            Some(true) => open = true,
-            Some(false) => {
-                open = false;
-                committed = n + 1;
-            }
-            None if !open => committed = n + 1,
-            None => {}
-        }
+        done.after(n + 1, &words);
     }
     let ms = started.elapsed().as_millis() as u64;
     // A file that leaves its transaction open is committed with its history row, as Drizzle's
     // final COMMIT would.
-    let record = match open {
+    let record = match done.open {
         true => format!("{};\nCOMMIT", history.insert_sql(m, Some(ms))),
         false => history.insert_sql(m, Some(ms)),
     };

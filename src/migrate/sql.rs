@@ -190,6 +190,32 @@ pub fn opens_transaction(words: &[String]) -> Option<bool> {
     }
 }
 
+/// What a file with its own transaction control has committed so far, statement by
+/// statement: a statement outside the file's own `BEGIN` commits at once; inside one, at the
+/// file's `COMMIT`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Committed {
+    /// Statements 1..=count are durable.
+    pub count: usize,
+    /// The file's own transaction is open.
+    pub open: bool,
+}
+
+impl Committed {
+    /// After statement number `n` (1-based) with keywords `words` succeeded.
+    pub fn after(&mut self, n: usize, words: &[String]) {
+        match opens_transaction(words) {
+            Some(true) => self.open = true,
+            Some(false) => {
+                self.open = false;
+                self.count = n;
+            }
+            None if !self.open => self.count = n,
+            None => {}
+        }
+    }
+}
+
 /// Bytes of white space and comments before a statement's first keyword, so positions point
 /// at the statement rather than at the comment above it.
 pub fn leading_blank(s: &str) -> usize {

@@ -61,19 +61,17 @@ async fn run_statement_by_statement(
     let bom = seed.text.len() - body.len();
     let started = Instant::now();
     let total = statements.len();
-    // Statements 1..=committed are durable; `open` is set while the file's own BEGIN is open.
-    let mut committed = 0;
-    let mut open = false;
+    let mut done = crate::migrate::sql::Committed::default();
     for (n, stmt) in statements.iter().enumerate() {
         let Some(sql) = body.get(stmt.range.clone()) else {
             continue;
         };
         if let Err(e) = session.batch_execute(sql).await {
-            if open {
+            if done.open {
                 let _ = session.batch_execute("ROLLBACK").await;
             }
             let at = error_offset(sql, &e).unwrap_or_else(|| lex::leading_blank(sql));
-            let applied = match committed {
+            let applied = match done.count {
                 0 => "none of its statements were committed".to_string(),
                 k => format!(
                     "partly applied: statements 1..{k} of {total} committed (make the file \
@@ -97,24 +95,16 @@ async fn run_statement_by_statement(
                 ),
             });
         }
-        match lex::opens_transaction(&stmt.words) {
-            Some(true) => open = true,
-            Some(false) => {
-                open = false;
-                committed = n + 1;
-            }
-            None if !open => committed = n + 1,
-            None => {}
-        }
+        done.after(n + 1, &stmt.words);
     }
     let record = runs::record_sql(seed, Some(started.elapsed().as_millis() as u64));
     // A file that leaves its transaction open is committed with its run record.
-    let record = match open {
+    let record = match done.open {
         true => format!("{record};\nCOMMIT"),
         false => record,
     };
     if let Err(e) = session.batch_execute(&record).await {
-        if open {
+        if done.open {
             let _ = session.batch_execute("ROLLBACK").await;
         }
         return Err(PgError::new(format!("recording the run of {}", seed.name), e).into());
