@@ -76,13 +76,17 @@ pub async fn dispatch(
             status::status(cfg, live, status::Output::Validate).await
         }
         Command::Plan => plan(cfg, live).await,
-        Command::Baseline { .. } | Command::Repair { .. } => Err(Error::Usage(
-            "baseline and repair work on one database at a time: unset databases_file / databases_query \
-             and give that database's URL"
+        Command::Baseline { .. }
+        | Command::Repair { .. }
+        | Command::Wait { migrated: true, .. } => Err(Error::Usage(
+            "baseline, repair and wait --migrated work on one database at a time: unset \
+                 databases_file / databases_query and give that database's URL"
                 .into(),
         )),
         // The folder alone, or the server (waited for on the base URL): as for one database.
-        Command::Wait { .. } | Command::New { .. } | Command::Validate { offline: true } => return None,
+        Command::Wait { .. } | Command::New { .. } | Command::Validate { offline: true } => {
+            return None
+        }
     })
 }
 
@@ -129,7 +133,11 @@ async fn plan(cfg: &Config, live: &Live) -> Result<Success, Error> {
     }
     out.push('\n');
     for t in &selection.targets {
-        out.push_str(&format!("{}\t{}\n", t.identity, t.db.redacted));
+        // A URL line's identity is already its redacted URL.
+        match t.identity == t.db.redacted {
+            true => out.push_str(&format!("{}\n", t.identity)),
+            false => out.push_str(&format!("{}\t{}\n", t.identity, t.db.redacted)),
+        }
     }
     print(&out)?;
     Ok(Success::Done)

@@ -20,7 +20,6 @@ use crate::pg;
 /// Runs `work` on every target, at most `settings.concurrency` at once (each holds at most one
 /// session, so this bounds the sessions too). `started` and `finished` are told about each
 /// database in turn; with `stop_after_failure`, no database is started after one failed.
-/// Returns how many were never started.
 pub async fn each<'a, T, W, F>(
     targets: &'a [Target],
     settings: &FleetSettings,
@@ -28,8 +27,7 @@ pub async fn each<'a, T, W, F>(
     work: W,
     mut started: impl FnMut(usize),
     mut finished: impl FnMut(usize, Result<T, Error>, Duration),
-) -> usize
-where
+) where
     W: Fn(&'a Target) -> F,
     F: Future<Output = Result<T, Error>> + 'a,
 {
@@ -41,7 +39,6 @@ where
         settings.progress_interval,
     );
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut never_started = 0;
     loop {
         let stopping = stop_after_failure && progress.failed() > 0;
         while running.len() < settings.concurrency && !stopping {
@@ -58,9 +55,6 @@ where
             });
         }
         if running.is_empty() {
-            if stopping {
-                never_started = queue.count();
-            }
             break;
         }
         tokio::select! {
@@ -71,7 +65,6 @@ where
             _ = ticks.tick() => progress.log(),
         }
     }
-    never_started
 }
 
 /// A session on the target's database, registered with `live` so a signal can clean it up.

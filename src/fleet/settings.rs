@@ -155,3 +155,97 @@ fn read_file(layers: &Layers<'_>, path: &str, origin: Origin) -> Result<Set, Con
     }
     Ok(Set::File { path, entries })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn load(file: &str, flags: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
+        let dir =
+            std::env::temp_dir().join(format!("db-init-fleet-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| ConfigError::Yaml {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
+        // One file per call: the tests run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.join(format!("{n}.txt"));
+        let _ = std::fs::write(&path, file);
+        let mut all: BTreeMap<&'static str, String> =
+            flags.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        all.insert("databases_file", path.display().to_string());
+        let env = |name: &str| match name {
+            "DATABASE_URL" => Some("postgres://base:Base-pw@db:5432/postgres".to_string()),
+            "JOB_COMPLETION_INDEX" => Some("2".to_string()),
+            _ => None,
+        };
+        Config::load(all, None, &env)
+    }
+
+    #[test]
+    fn a_databases_file_holds_names_and_urls() {
+        let file = "# tenants\n\ntenant_a\n  tenant_b  \npostgres://u:Line-pw@other:5433/tenant_c?sslmode=require\n";
+        let cfg =
+            load(file, &[("shard", "/4"), ("concurrency", "3")]).unwrap_or_else(|e| panic!("{e}"));
+        let Some(Set::File { entries, .. }) = &cfg.fleet.set else {
+            panic!("no set: {:?}", cfg.fleet.set);
+        };
+        let shown: Vec<String> = entries
+            .iter()
+            .map(|e| match e {
+                Listed::Name(n) => n.clone(),
+                Listed::Url(db) => db.redacted.clone(),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "tenant_a",
+                "tenant_b",
+                "postgres://u:***@other:5433/tenant_c?sslmode=require"
+            ]
+        );
+        assert_eq!(cfg.fleet.shard, Some(Shard { index: 2, count: 4 }));
+        assert_eq!(cfg.fleet.concurrency, 3);
+        assert!(!format!("{cfg:?}").contains("Line-pw"));
+    }
+
+    #[test]
+    fn a_line_that_is_neither_a_name_nor_a_url_is_refused_unechoed() {
+        for line in [
+            "postgress://u:Line-pw@h/x",
+            "host=h password=Line-pw dbname=x",
+            &"x".repeat(64),
+        ] {
+            match load(&format!("tenant_a\n{line}\n"), &[]) {
+                Ok(_) => panic!("{line} accepted"),
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("line 2") && !text.contains("Line-pw"),
+                        "{text}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        for (key, value) in [
+            ("concurrency", "0"),
+            ("concurrency", "x"),
+            ("shard", "4/4"),
+            ("progress_interval", "0"),
+        ] {
+            assert!(
+                load("tenant_a\n", &[(key, value)]).is_err(),
+                "{key}={value} accepted"
+            );
+        }
+    }
+}

@@ -133,6 +133,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_name_keeps_the_base_credentials_and_hides_the_password() {
+        let env = |name: &str| {
+            (name == "DATABASE_URL")
+                .then(|| "postgres://app:Base-pw@db:5432/postgres?sslmode=require".to_string())
+        };
+        let cfg = Config::load(Default::default(), None, &env).unwrap_or_else(|e| panic!("{e}"));
+        let base = cfg.database().unwrap_or_else(|e| panic!("{e}"));
+        let db = on_database(base, "tenant 7");
+        assert_eq!(db.pg.get_dbname(), Some("tenant 7"));
+        assert_eq!(db.pg.get_password(), Some(&b"Base-pw"[..]));
+        assert_eq!(db.sslmode, base.sslmode);
+        assert_eq!(
+            db.redacted,
+            "postgres://app:***@db:5432/tenant%207?sslmode=require"
+        );
+    }
+
+    #[test]
     fn a_name_replaces_the_database_of_the_redacted_url() {
         assert_eq!(
             redacted_on("postgres://u:***@h:5432/app?sslmode=require", "tenant_1"),

@@ -1,15 +1,13 @@
 //! Many databases in one run (SPEC section 9), on the real server: per-database outcomes, the
-//! report and exit 11 when some fail; shards that partition the set; two runs at once migrating
-//! each database once; bounded sessions and backing off on "too many connections"; SIGTERM
-//! mid-run leaving every database consistent and unlocked.
+//! report, `status` over the set and exit 11 when some fail; `fail_fast`; a bad set refused
+//! before any connection. Runs side by side, sessions and signals are in `fleet/together.rs`.
 
-use std::collections::BTreeSet;
+mod together;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -18,7 +16,7 @@ use crate::harness::{server, wait_until, write, Run, TestDb, PASSWORD};
 const DEFAULT_KEY: &str = "7815895486951160637";
 
 /// `n` new databases named `<base>_t<i>` (OWNER `owner` when given), in one psql session.
-fn tenants(db: &TestDb, n: usize, owner: Option<&str>) -> Vec<String> {
+pub(super) fn tenants(db: &TestDb, n: usize, owner: Option<&str>) -> Vec<String> {
     let names: Vec<String> = (0..n).map(|i| format!("{}_t{i:02}", db.name)).collect();
     let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
     let script: String = names
@@ -30,7 +28,7 @@ fn tenants(db: &TestDb, n: usize, owner: Option<&str>) -> Vec<String> {
 }
 
 /// Runs a script of statements, each in its own transaction (CREATE DATABASE needs that).
-fn psql_script(database: &str, script: &str) {
+pub(super) fn psql_script(database: &str, script: &str) {
     let mut child = Command::new(server().bin.join("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(server().url(database))
@@ -53,19 +51,19 @@ fn psql_script(database: &str, script: &str) {
     );
 }
 
-fn on(name: &str, sql: &str) -> String {
+pub(super) fn on(name: &str, sql: &str) -> String {
     server().psql(name, sql).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The query naming this test's tenants.
-fn tenant_query(db: &TestDb) -> String {
+pub(super) fn tenant_query(db: &TestDb) -> String {
     format!(
         "SELECT datname FROM pg_database WHERE starts_with(datname, '{}_t') ORDER BY 1",
         db.name
     )
 }
 
-fn report(path: &Path) -> Value {
+pub(super) fn report(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !text.contains(PASSWORD),
@@ -74,18 +72,18 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-fn entries(report: &Value) -> Vec<Value> {
+pub(super) fn entries(report: &Value) -> Vec<Value> {
     report["databases"].as_array().cloned().unwrap_or_default()
 }
 
-fn entry<'a>(entries: &'a [Value], database: &str) -> &'a Value {
+pub(super) fn entry<'a>(entries: &'a [Value], database: &str) -> &'a Value {
     entries
         .iter()
         .find(|e| e["database"] == database)
         .unwrap_or_else(|| panic!("no entry for {database} in {entries:?}"))
 }
 
-fn advisory_locks_anywhere(prefix: &str) -> String {
+pub(super) fn advisory_locks_anywhere(prefix: &str) -> String {
     on(
         "postgres",
         &format!(
@@ -95,7 +93,7 @@ fn advisory_locks_anywhere(prefix: &str) -> String {
     )
 }
 
-fn spawn(db: &TestDb, args: &[&str]) -> Child {
+pub(super) fn spawn(db: &TestDb, args: &[&str]) -> Child {
     db.cmd()
         .args(args)
         .stdout(Stdio::piped())
@@ -104,7 +102,7 @@ fn spawn(db: &TestDb, args: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn finish(child: Child) -> Run {
+pub(super) fn finish(child: Child) -> Run {
     Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
 }
 
@@ -207,15 +205,13 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
     assert!(url_entry["database"]
         .as_str()
         .is_some_and(|d| d.contains(":***@")));
+    let url_identity = url_entry["database"].as_str().unwrap_or_default();
     for n in names.iter().filter(|n| *n != bad && *n != locked) {
-        let e = entry(
-            &all,
-            if n == by_url {
-                url_entry["database"].as_str().unwrap_or("")
-            } else {
-                n
-            },
-        );
+        let identity = match n == by_url {
+            true => url_identity,
+            false => n.as_str(),
+        };
+        let e = entry(&all, identity);
         assert_eq!(
             (&e["outcome"], &e["applied"]),
             (&Value::from("done"), &Value::from(2)),
@@ -225,14 +221,19 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
     }
     // The failures changed nothing in their databases.
     assert_eq!(
-        on(
-            bad,
-            "SELECT to_regclass('db_init.schema_migrations') IS NULL"
-        ),
-        "t"
+        on(bad, "SELECT count(*) FROM db_init.schema_migrations"),
+        "0"
     );
     assert_eq!(on(locked, "SELECT to_regclass('t') IS NULL"), "t");
-    assert_eq!(advisory_locks_anywhere(&db.name), "0");
+    // The only advisory lock left is the holder's.
+    assert_eq!(advisory_locks_anywhere(&db.name), "1");
+    assert_eq!(advisory_locks_anywhere(locked), "1");
+    on(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{locked}'"
+        ),
+    );
 
     // status over the set: pending, invalid and unreachable ones are named.
     on(
@@ -304,284 +305,6 @@ fn fail_fast_starts_no_database_after_a_failure() {
     assert_eq!(on(&names[11], "SELECT to_regclass('t') IS NULL"), "t");
 }
 
-fn planned(db: &TestDb, shard: &str, env: Option<(&str, &str)>) -> BTreeSet<String> {
-    let mut cmd = db.cmd();
-    cmd.args([
-        "plan",
-        "--databases-query",
-        &tenant_query(db),
-        "--shard",
-        shard,
-    ]);
-    if let Some((k, v)) = env {
-        cmd.env(k, v);
-    }
-    let run = Run::from(cmd.output().unwrap_or_else(|e| panic!("{e}")));
-    run.expect(0);
-    run.stdout
-        .lines()
-        .filter(|l| !l.starts_with("--"))
-        .filter_map(|l| l.split('\t').next().map(str::to_string))
-        .collect()
-}
-
-#[test]
-fn two_shards_partition_the_set_and_two_runs_at_once_migrate_each_database_once() {
-    let db = TestDb::new("fleet_shards");
-    let names: BTreeSet<String> = tenants(&db, 30, None).into_iter().collect();
-    let dir = db.work.join("migrations");
-    write(
-        &dir,
-        "0001_t.sql",
-        "CREATE TABLE IF NOT EXISTS c (x int);\n",
-    );
-    write(&dir, "0002_row.sql", "INSERT INTO c VALUES (1);\n");
-
-    let zero = planned(&db, "0/2", None);
-    let one = planned(&db, "/2", Some(("JOB_COMPLETION_INDEX", "1")));
-    assert!(
-        zero.is_disjoint(&one),
-        "shared: {:?}",
-        zero.intersection(&one)
-    );
-    assert_eq!(&zero | &one, names, "the shards do not cover the set");
-    assert!(!zero.is_empty() && !one.is_empty());
-
-    // Both shards at once, each with its report: exactly its own databases.
-    let reports = [db.work.join("r0.json"), db.work.join("r1.json")];
-    let children: Vec<Child> = ["0/2", "1/2"]
-        .iter()
-        .zip(&reports)
-        .map(|(shard, path)| {
-            spawn(
-                &db,
-                &[
-                    "migrate",
-                    "--databases-query",
-                    &tenant_query(&db),
-                    "--shard",
-                    shard,
-                    "--report",
-                    path.to_str().unwrap_or_default(),
-                ],
-            )
-        })
-        .collect();
-    for child in children {
-        finish(child).expect(0);
-    }
-    for (path, expected) in reports.iter().zip([&zero, &one]) {
-        let done: BTreeSet<String> = entries(&report(path))
-            .iter()
-            .filter_map(|e| e["database"].as_str().map(str::to_string))
-            .collect();
-        assert_eq!(&done, expected);
-    }
-
-    // Two full runs at once over a new migration: each database gets it once.
-    write(&dir, "0003_row.sql", "INSERT INTO c VALUES (3);\n");
-    let children: Vec<Child> = (0..2)
-        .map(|_| spawn(&db, &["migrate", "--databases-query", &tenant_query(&db)]))
-        .collect();
-    for child in children {
-        finish(child).expect(0);
-    }
-    for n in &names {
-        assert_eq!(
-            on(n, "SELECT string_agg(x::text, ',' ORDER BY x) FROM c"),
-            "1,3",
-            "{n}"
-        );
-        assert_eq!(
-            on(n, "SELECT count(*) FROM db_init.schema_migrations"),
-            "3",
-            "{n}"
-        );
-    }
-}
-
-/// Samples the number of this run's sessions (by application_name) until told to stop.
-fn sample_sessions(app: String, stop: Arc<AtomicBool>, max: Arc<AtomicUsize>) {
-    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-        if let Ok(n) = server().psql("postgres", &sql) {
-            max.fetch_max(n.parse().unwrap_or(0), Ordering::SeqCst);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[test]
-fn sessions_stay_within_concurrency_and_too_many_connections_is_waited_out() {
-    let db = TestDb::new("fleet_bound");
-    let role = format!("{}_limited", db.name);
-    on(
-        "postgres",
-        &format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{PASSWORD}' CONNECTION LIMIT 2"),
-    );
-    let names = tenants(&db, 16, Some(&format!("\"{role}\"")));
-    let dir = db.work.join("migrations");
-    write(
-        &dir,
-        "0001_t.sql",
-        "CREATE TABLE t (x int);\nSELECT pg_sleep(0.2);\n",
-    );
-
-    // Bounded: concurrency 3 never opens a fourth session.
-    let app = format!("{}_app", db.name);
-    let (stop, max) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    let sampler = {
-        let (app, stop, max) = (app.clone(), Arc::clone(&stop), Arc::clone(&max));
-        std::thread::spawn(move || sample_sessions(app, stop, max))
-    };
-    let run = db.run(&[
-        "migrate",
-        "--databases-query",
-        &tenant_query(&db),
-        "--concurrency",
-        "3",
-        "--application-name",
-        &app,
-    ]);
-    stop.store(true, Ordering::SeqCst);
-    let _ = sampler.join();
-    run.expect(0);
-    let peak = max.load(Ordering::SeqCst);
-    assert!(peak <= 3, "{peak} sessions open at once with concurrency 3");
-    assert!(
-        peak >= 2,
-        "the run never overlapped two databases (peak {peak})"
-    );
-
-    // A role allowed 2 connections, 5 wanted: SQLSTATE 53300 is retried, every database done.
-    write(
-        &dir,
-        "0002_u.sql",
-        "INSERT INTO t VALUES (2);\nSELECT pg_sleep(0.1);\n",
-    );
-    let url = format!(
-        "postgres://{role}:{PASSWORD}@{}:{}/{}",
-        server().host,
-        server().port,
-        names[0]
-    );
-    let run = db
-        .cmd()
-        .env("DB_INIT_DATABASE_URL", &url)
-        .args([
-            "migrate",
-            "--databases-query",
-            &tenant_query(&db),
-            "--concurrency",
-            "5",
-        ])
-        .output()
-        .map(Run::from)
-        .unwrap_or_else(|e| panic!("{e}"));
-    run.expect(0);
-    assert!(
-        run.stderr.contains("53300"),
-        "no connection was refused with 53300:\n{}",
-        run.stderr
-    );
-    for n in &names {
-        assert_eq!(on(n, "SELECT count(*) FROM t"), "1", "{n}");
-    }
-}
-
-#[test]
-fn sigterm_mid_run_leaves_every_database_consistent_and_unlocked() {
-    let db = TestDb::new("fleet_term");
-    let names = tenants(&db, 12, None);
-    let dir = db.work.join("migrations");
-    write(&dir, "0001_t.sql", "CREATE TABLE before_sleep (x int);\n");
-    write(
-        &dir,
-        "0002_sleep.sql",
-        "CREATE TABLE during_sleep (x int);\nSELECT pg_sleep(60);\n",
-    );
-    let report_path = db.work.join("report.json");
-    let child = spawn(
-        &db,
-        &[
-            "migrate",
-            "--databases-query",
-            &tenant_query(&db),
-            "--concurrency",
-            "4",
-            "--report",
-            report_path.to_str().unwrap_or_default(),
-        ],
-    );
-    let sleeping = || {
-        on(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' \
-                 AND state = 'active' AND starts_with(datname, '{}_t')",
-                db.name
-            ),
-        )
-    };
-    wait_until("four migrations to sleep", Duration::from_secs(20), || {
-        sleeping() == "4"
-    });
-    let started = Instant::now();
-    let ok = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) } == 0;
-    assert!(ok, "kill -TERM failed");
-    let run = finish(child);
-    eprintln!(
-        "SIGTERM to exit with 4 databases running: {:?}",
-        started.elapsed()
-    );
-    run.expect(143);
-    assert!(
-        run.stderr
-            .contains("4 sessions: running statements cancelled, rolled back, locks released"),
-        "{}",
-        run.stderr
-    );
-    wait_until("every statement to stop", Duration::from_secs(5), || {
-        sleeping() == "0"
-    });
-    assert_eq!(advisory_locks_anywhere(&db.name), "0");
-    let mut migrated_once = 0;
-    for n in &names {
-        assert_eq!(
-            on(n, "SELECT to_regclass('during_sleep') IS NULL"),
-            "t",
-            "{n}"
-        );
-        let history = on(
-            n,
-            "SELECT CASE WHEN to_regclass('db_init.schema_migrations') IS NULL THEN 'none' \
-             ELSE (SELECT string_agg(version::text, ',') FROM db_init.schema_migrations) END",
-        );
-        match history.as_str() {
-            "1" => {
-                migrated_once += 1;
-                assert_eq!(on(n, "SELECT to_regclass('before_sleep') IS NOT NULL"), "t");
-            }
-            "none" | "" => assert_eq!(on(n, "SELECT to_regclass('before_sleep') IS NULL"), "t"),
-            other => panic!("{n}: history {other}"),
-        }
-    }
-    assert_eq!(
-        migrated_once, 4,
-        "the four running databases keep 0001 only"
-    );
-    let r = report(&report_path);
-    assert_eq!(
-        (&r["interrupted"], &r["not_started"], &r["exit_code"]),
-        (&Value::from(4), &Value::from(8), &Value::from(143)),
-        "{r:#}"
-    );
-}
-
 #[test]
 fn a_bad_set_is_exit_2_before_any_connection() {
     let db = TestDb::new("fleet_bad_set");
@@ -596,7 +319,7 @@ fn a_bad_set_is_exit_2_before_any_connection() {
     let run = db
         .cmd()
         .env("DB_INIT_DATABASE_URL", unreachable)
-        .args(["run", "--databases-file", "bad.txt"])
+        .args(["run", "--databases-file", "bad.txt", "--wait-timeout", "1s"])
         .output()
         .map(Run::from)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -324,6 +324,7 @@ fn the_kubernetes_manifests_validate_against_the_schemas() {
             .args(["--strict", "-k", version])
             .arg(repo().join("deploy/kubernetes/deployment.yaml"))
             .arg(repo().join("deploy/kubernetes/job.yaml"))
+            .arg(repo().join("deploy/kubernetes/fleet-job.yaml"))
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
         let text = format!(
@@ -332,7 +333,7 @@ fn the_kubernetes_manifests_validate_against_the_schemas() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            out.status.success() && text.matches("passed").count() == 2,
+            out.status.success() && text.matches("passed").count() == 3,
             "Kubernetes {version}: {text}"
         );
     }
@@ -362,6 +363,7 @@ fn the_kubernetes_manifests_have_the_fields_that_matter() {
         Some("Never")
     );
     check_db_init_container(at(job, "spec.template.spec.containers.0"), "job.yaml");
+    check_fleet_job();
     let kustomization = &yaml("deploy/kubernetes/kustomization.yaml")[0];
     let resources: Vec<&str> = at(kustomization, "resources")
         .as_sequence()
@@ -373,6 +375,48 @@ fn the_kubernetes_manifests_have_the_fields_that_matter() {
             "kustomization names missing {r}"
         );
     }
+}
+
+/// The Indexed Job of a run over many databases: one shard per index, the shard count the
+/// same in the Job and in DB_INIT_SHARD, INDEX left to JOB_COMPLETION_INDEX.
+fn check_fleet_job() {
+    let job = &yaml("deploy/kubernetes/fleet-job.yaml")[0];
+    assert_eq!(at(job, "kind").as_str(), Some("Job"));
+    let spec = at(job, "spec");
+    assert_eq!(at(spec, "completionMode").as_str(), Some("Indexed"));
+    let completions = at(spec, "completions").as_u64();
+    assert!(
+        completions.is_some_and(|c| c > 1),
+        "fleet-job.yaml: completions"
+    );
+    assert_eq!(at(spec, "parallelism").as_u64(), completions);
+    assert!(
+        at(spec, "backoffLimitPerIndex").is_u64(),
+        "fleet-job.yaml: backoffLimitPerIndex"
+    );
+    assert_eq!(
+        at(spec, "template.spec.restartPolicy").as_str(),
+        Some("Never")
+    );
+    let container = at(spec, "template.spec.containers.0");
+    check_db_init_container(container, "fleet-job.yaml");
+    let env = |name: &str| {
+        at(container, "env")
+            .as_sequence()
+            .and_then(|env| env.iter().find(|e| at(e, "name").as_str() == Some(name)))
+            .and_then(|e| at(e, "value").as_str())
+            .map(str::to_string)
+    };
+    let count = completions.map(|c| c.to_string()).unwrap_or_default();
+    assert_eq!(
+        env("DB_INIT_SHARD"),
+        Some(format!("/{count}")),
+        "fleet-job.yaml: DB_INIT_SHARD"
+    );
+    assert!(
+        env("DB_INIT_DATABASES_QUERY").is_some() || env("DB_INIT_DATABASES_FILE").is_some(),
+        "fleet-job.yaml: no database set"
+    );
 }
 
 #[test]
