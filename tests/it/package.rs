@@ -325,6 +325,7 @@ fn the_kubernetes_manifests_validate_against_the_schemas() {
             .arg(repo().join("deploy/kubernetes/deployment.yaml"))
             .arg(repo().join("deploy/kubernetes/job.yaml"))
             .arg(repo().join("deploy/kubernetes/fleet-job.yaml"))
+            .arg(repo().join("deploy/kubernetes/deployment-waits.yaml"))
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
         let text = format!(
@@ -333,7 +334,7 @@ fn the_kubernetes_manifests_validate_against_the_schemas() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            out.status.success() && text.matches("passed").count() == 3,
+            out.status.success() && text.matches("passed").count() == 4,
             "Kubernetes {version}: {text}"
         );
     }
@@ -347,6 +348,14 @@ fn the_kubernetes_manifests_have_the_fields_that_matter() {
         at(deployment, "spec.template.spec.initContainers.0"),
         "deployment.yaml",
     );
+    let waits = &yaml("deploy/kubernetes/deployment-waits.yaml")[0];
+    let init = at(waits, "spec.template.spec.initContainers.0");
+    check_db_init_container(init, "deployment-waits.yaml");
+    let args: Vec<&str> = at(init, "args")
+        .as_sequence()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(args, ["wait", "--migrated"], "deployment-waits.yaml");
     let job = &yaml("deploy/kubernetes/job.yaml")[0];
     assert_eq!(at(job, "kind").as_str(), Some("Job"));
     let ann = at(job, "metadata.annotations");
