@@ -1,15 +1,20 @@
 //! The one backoff schedule behind every poll: connecting, the advisory lock, DDL lock retries.
 
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff};
 
-/// Exponential delays with jitter, doubled from `initial` and capped at `max`. The jitter is
-/// seeded per process: replicas started together must not retry in lockstep.
+/// Exponential delays, doubled from `initial` and capped at `max`, each drawn at random from
+/// its upper half. The jitter is applied after the cap, so replicas polling at the cap still
+/// spread out, and it is seeded per process: replicas started together never retry in
+/// lockstep.
 pub struct Backoff {
     delays: ExponentialBackoff,
     max: Duration,
+    random: RandomState,
+    drawn: u64,
 }
 
 impl Backoff {
@@ -18,29 +23,27 @@ impl Backoff {
             .with_min_delay(initial)
             .with_max_delay(max)
             .with_factor(2.0)
-            .with_jitter()
-            .with_jitter_seed(process_seed())
             .without_max_times()
             .build();
-        Backoff { delays, max }
+        Backoff {
+            delays,
+            max,
+            random: RandomState::new(),
+            drawn: 0,
+        }
     }
 
-    /// The next delay. backon's jitter can add up to one more delay; the cap keeps a poll
-    /// noticing readiness within `max`. Never zero, so a zero setting cannot busy-loop.
+    /// The next delay: between half and all of the capped exponential step, never zero, so a
+    /// tiny setting cannot busy-loop.
     pub fn next_delay(&mut self) -> Duration {
-        self.delays
-            .next()
-            .unwrap_or(self.max)
-            .min(self.max)
-            .max(Duration::from_millis(1))
+        let step = self.delays.next().unwrap_or(self.max).min(self.max);
+        self.drawn += 1;
+        let mut h = self.random.build_hasher();
+        h.write_u64(self.drawn);
+        h.write_u32(std::process::id());
+        let fraction = 0.5 + (h.finish() >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
+        step.mul_f64(fraction).max(Duration::from_millis(1))
     }
-}
-
-/// A random seed: the standard library seeds `RandomState` from the OS for each process.
-fn process_seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 #[cfg(test)]
@@ -48,14 +51,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_are_capped_and_differ_between_schedules() {
+    fn delays_are_capped_jittered_at_the_cap_and_differ_between_schedules() {
         let take = || {
             let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-            (0..8).map(|_| b.next_delay()).collect::<Vec<_>>()
+            (0..12).map(|_| b.next_delay()).collect::<Vec<_>>()
         };
         let (a, b) = (take(), take());
         assert!(a.iter().all(|d| *d <= Duration::from_secs(1)));
+        assert!(a.iter().all(|d| *d >= Duration::from_millis(50)));
         assert_ne!(a, b, "two schedules drew the same jitter");
+        let at_cap = &a[6..];
+        assert!(
+            at_cap.windows(2).any(|w| w[0] != w[1]),
+            "no jitter at the cap: {at_cap:?}"
+        );
     }
 
     #[test]
