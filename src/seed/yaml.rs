@@ -17,17 +17,32 @@ use crate::pg::{describe, PgError, ServerError, Session};
 #[serde(deny_unknown_fields)]
 struct Spec {
     table: String,
-    key: KeyColumns,
+    #[serde(deserialize_with = "key_columns")]
+    key: Vec<String>,
     #[serde(default)]
     on_conflict: OnConflict,
     rows: Vec<serde_norway::Mapping>,
 }
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(untagged)]
-enum KeyColumns {
-    One(String),
-    Many(Vec<String>),
+/// `key: name` or `key: [a, b]`, with a message that says so (serde's untagged enums only say
+/// that no variant matched).
+fn key_columns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    use serde::Deserialize;
+    let wrong = || {
+        D::Error::custom("`key` must be a column name or a list of column names, e.g. key: [name]")
+    };
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(vec![s]),
+        Value::Sequence(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(wrong()),
+            })
+            .collect(),
+        _ => Err(wrong()),
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -49,10 +64,26 @@ pub fn check(seed: &SeedFile) -> Result<(), SeedError> {
 }
 
 fn parse(seed: &SeedFile) -> Result<Spec, SeedError> {
-    serde_norway::from_str(&seed.text).map_err(|e| SeedError::Invalid {
+    let invalid = |message: String| SeedError::Invalid {
         file: seed.name.clone(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let spec: Spec = serde_norway::from_str(&seed.text).map_err(|e| invalid(e.to_string()))?;
+    // What can be checked without a database is checked here, so `validate --offline` and a
+    // run's pre-flight catch it before anything is applied.
+    if spec.key.is_empty() {
+        return Err(invalid("`key` names no column".into()));
+    }
+    for (i, row) in spec.rows.iter().enumerate() {
+        let has = |k: &String| row.keys().any(|c| c.as_str() == Some(k.as_str()));
+        if let Some(k) = spec.key.iter().find(|k| !has(k)) {
+            return Err(invalid(format!(
+                "row {}: key column `{k}` is missing",
+                i + 1
+            )));
+        }
+    }
+    Ok(spec)
 }
 
 pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared, SeedError> {
@@ -61,13 +92,7 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
         message,
     };
     let spec = parse(seed)?;
-    let key = match spec.key {
-        KeyColumns::One(k) => vec![k],
-        KeyColumns::Many(k) => k,
-    };
-    if key.is_empty() {
-        return Err(invalid("`key` names no column".into()));
-    }
+    let key = spec.key;
     let table = spec
         .table
         .split('.')

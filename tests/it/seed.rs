@@ -349,3 +349,28 @@ fn plan_prints_the_seeds_sql_and_parameters() {
         "t"
     );
 }
+
+/// The shape of a YAML seed is checked before anything connects, with messages that say what
+/// is wrong (not serde's "did not match any variant").
+#[test]
+fn a_yaml_seed_with_a_bad_key_fails_validate_offline_clearly() {
+    let db = TestDb::new("yaml_key_shape");
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    let seeds = db.work.join("seeds");
+    for (yaml, want) in [
+        (
+            "table: t\nkey: {a: 1}\nrows: []\n",
+            "must be a column name or a list of column names",
+        ),
+        ("table: t\nkey: []\nrows: []\n", "`key` names no column"),
+        (
+            "table: t\nkey: [id]\nrows:\n  - { name: x }\n",
+            "row 1: key column `id` is missing",
+        ),
+    ] {
+        write(&seeds, "001_t.yaml", yaml);
+        let run = db.run(&["validate", "--offline"]);
+        run.expect(8);
+        assert!(run.stderr.contains(want), "{yaml}: {}", run.stderr);
+    }
+}
