@@ -193,3 +193,34 @@ fn wait_migrated_waits_for_the_migration_job() {
         out.stderr
     );
 }
+
+/// A Unix-socket host (a sidecar proxy, the local server) works with every sslmode that allows
+/// plain text: PostgreSQL speaks no TLS over a Unix socket.
+#[test]
+fn a_unix_socket_host_connects() {
+    let s = server();
+    let dir = s.server_dir().unwrap_or_else(|| {
+        panic!("this test needs the server the harness starts (its socket directory is known)")
+    });
+    let db = TestDb::new("unix_socket");
+    crate::harness::write(
+        &db.work.join("migrations"),
+        "0001_t.sql",
+        "CREATE TABLE t (x int);\n",
+    );
+    for mode in ["disable", "prefer"] {
+        let url = format!(
+            "postgres://{}:{}@/{}?host={}&port={}&sslmode={mode}",
+            s.user,
+            s.password,
+            db.name,
+            dir.display(),
+            s.port
+        );
+        db.run(&["migrate", "--database-url", &url]).expect(0);
+    }
+    assert_eq!(
+        db.sql("SELECT count(*) FROM db_init.schema_migrations"),
+        "1"
+    );
+}
