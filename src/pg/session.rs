@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
+use super::tls::Connector;
 use tokio_postgres::{CancelToken, Client, SimpleQueryMessage};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::PgError;
 
 pub struct Session {
     client: Client,
     cancel: CancelToken,
-    tls: MakeRustlsConnect,
+    tls: Connector,
     /// Counts the NOTIFYs this session received (see `LISTEN` in the lock wait).
     wakeups: tokio::sync::watch::Receiver<u64>,
 }
@@ -18,7 +18,7 @@ pub struct Session {
 impl Session {
     pub(super) fn new(
         client: Client,
-        tls: MakeRustlsConnect,
+        tls: Connector,
         wakeups: tokio::sync::watch::Receiver<u64>,
     ) -> Session {
         Session {

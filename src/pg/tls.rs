@@ -10,16 +10,40 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::SslMode;
+
+/// rustls for tokio-postgres, and a Unix-socket host (which has no name) accepted: PostgreSQL
+/// speaks no TLS over a Unix socket, so the name only has to parse.
+#[derive(Clone)]
+pub struct Connector(MakeRustlsConnect);
+
+impl<S> MakeTlsConnect<S> for Connector
+where
+    MakeRustlsConnect: MakeTlsConnect<S>,
+{
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, hostname: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let name = if hostname.is_empty() {
+            "localhost"
+        } else {
+            hostname
+        };
+        self.0.make_tls_connect(name)
+    }
+}
 
 /// What tokio-postgres is told (it only knows disable/prefer/require) and the connector that
 /// does the verification db-init wants.
 pub fn connector(
     mode: SslMode,
     rootcert: Option<&Path>,
-) -> Result<(tokio_postgres::config::SslMode, MakeRustlsConnect), String> {
+) -> Result<(tokio_postgres::config::SslMode, Connector), String> {
     use tokio_postgres::config::SslMode as Pg;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // libpq: with a root certificate file, `require` behaves like `verify-ca`.
@@ -53,7 +77,7 @@ pub fn connector(
         SslMode::Prefer => Pg::Prefer,
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Pg::Require,
     };
-    Ok((pg_mode, MakeRustlsConnect::new(config)))
+    Ok((pg_mode, Connector(MakeRustlsConnect::new(config))))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
