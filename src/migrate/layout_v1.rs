@@ -44,7 +44,7 @@ pub fn load(source: &mut Source, mut names: Vec<String>) -> Result<(), MigrateEr
             }
         };
         let path = dir.join(&name).join("migration.sql");
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let bytes = crate::text::read_file(&path).map_err(io(&path))?;
         let file = format!("{name}/migration.sql");
         let m = Migration::new(created_at, name, file, bytes, Split::Breakpoints);
         source.migrations.push(m);

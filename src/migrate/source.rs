@@ -142,7 +142,7 @@ fn load_drizzle(
             });
             continue;
         }
-        match std::fs::read(dir.join(&file)) {
+        match crate::text::read_file(&dir.join(&file)) {
             Ok(bytes) => source.migrations.push(Migration::new(
                 entry.when,
                 entry.tag.clone(),
@@ -211,7 +211,7 @@ fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
         }
         seen.insert(version, name.clone());
         let path = dir.join(&name);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let bytes = crate::text::read_file(&path).map_err(io(&path))?;
         let m = Migration::new(version, rest.to_string(), name, bytes, Split::Statements);
         source.migrations.push(m);
     }
