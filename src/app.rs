@@ -136,6 +136,10 @@ pub(crate) async fn connect<'a>(
     cfg: &Config,
     cell: &'a OnceCell<Session>,
 ) -> Result<&'a Session, Error> {
+    // One session per process: a command that needs it twice (plan) reuses it.
+    if let Some(session) = cell.get() {
+        return Ok(session);
+    }
     let session = pg::connect(cfg.database()?, &cfg.connect).await?;
     Ok(cell.get_or_init(|| session))
 }

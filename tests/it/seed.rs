@@ -348,6 +348,8 @@ fn plan_prints_the_seeds_sql_and_parameters() {
         db.sql("SELECT to_regclass('db_init.seed_runs') IS NULL"),
         "t"
     );
+    let sessions = plan.stderr.matches("connected to").count();
+    assert_eq!(sessions, 1, "one session: {}", plan.stderr);
 }
 
 /// The shape of a YAML seed is checked before anything connects, with messages that say what
