@@ -114,7 +114,9 @@ async fn dispatch(
         Command::Status { format } => status(cfg, session, format).await,
         Command::Validate { offline } => validate(cfg, session, offline).await,
         Command::Plan => plan(cfg, session).await,
-        Command::Baseline { to } => baseline(cfg, session, &to).await,
+        Command::Baseline { to, migration } => {
+            baseline(cfg, session, to.as_deref(), &migration).await
+        }
         Command::Repair {
             migration,
             all_changed,
@@ -218,15 +220,29 @@ async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> 
     print(&out)
 }
 
-async fn baseline(cfg: &Config, cell: &OnceCell<Session>, to: &str) -> Result<Success, Error> {
+async fn baseline(
+    cfg: &Config,
+    cell: &OnceCell<Session>,
+    to: Option<&str>,
+    only: &[String],
+) -> Result<Success, Error> {
     let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
-    let target = baseline::target(&source, to)?;
+    let targets = baseline::targets(&source, to, only)?;
     let session = connect(cfg, cell).await?;
     let recorded = with_lock(session, cfg.lock, async {
-        Ok::<_, Error>(baseline::record(session, &cfg.migrate, &source, target).await?)
+        Ok::<_, Error>(baseline::record(session, &cfg.migrate, &source, &targets).await?)
     })
     .await?;
-    info!(recorded, target = %source.migrations[target].file, "baseline: migrations recorded as applied without running them");
+    let files: Vec<&str> = recorded
+        .iter()
+        .filter_map(|&i| source.migrations.get(i))
+        .map(|m| m.file.as_str())
+        .collect();
+    info!(
+        recorded = files.len(),
+        migrations = %files.join(", "),
+        "baseline: migrations recorded as applied without running them"
+    );
     Ok(Success::Done)
 }
 

@@ -56,11 +56,17 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Record migrations up to a version (or Drizzle tag) as applied without running them.
+    /// Record migrations as applied without running them: all pending up to a version (or
+    /// Drizzle tag), or exactly the ones named.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["to", "migration"])))]
     Baseline {
         /// Version number or Drizzle tag of the last migration to record.
         #[arg(long, value_name = "VERSION")]
-        to: String,
+        to: Option<String>,
+        /// A migration to record (tag, file name or version); repeatable. Refused when it is
+        /// already recorded.
+        #[arg(long, value_name = "TAG")]
+        migration: Vec<String>,
     },
     /// Print exactly what `run` would execute, in order, without changing anything.
     Plan,

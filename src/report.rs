@@ -56,14 +56,25 @@ pub fn status_text(source: &Source, a: &Assessment) -> String {
             "missing", r.checksum
         ));
     }
+    for r in &a.plan.ahead {
+        out.push_str(&format!(
+            "{:<12} {:<16} (newer than every migration of this folder: applied by a later release)\n",
+            "ahead",
+            r.label()
+        ));
+    }
     for w in &a.plan.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
     for p in &a.plan.problems {
         out.push_str(&format!("problem: {p}\n"));
     }
+    let ahead = match a.plan.ahead.len() {
+        0 => String::new(),
+        n => format!(", {n} ahead"),
+    };
     out.push_str(&format!(
-        "{} applied, {} pending, {} problem(s), {} warning(s)\n",
+        "{} applied, {} pending{ahead}, {} problem(s), {} warning(s)\n",
         applied_count(a),
         a.plan.pending().len(),
         a.plan.problems.len(),
@@ -102,6 +113,12 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
         .iter()
         .map(|r| serde_json::json!({ "version": r.version, "checksum": r.checksum }))
         .collect();
+    let ahead: Vec<serde_json::Value> = a
+        .plan
+        .ahead
+        .iter()
+        .map(|r| serde_json::json!({ "version": r.version, "name": r.name, "checksum": r.checksum, "state": "ahead" }))
+        .collect();
     let problems: Vec<serde_json::Value> = a.plan.problems.iter().map(with_message).collect();
     let warnings: Vec<serde_json::Value> = a.plan.warnings.iter().map(with_message).collect();
     let pending = a.plan.pending().len();
@@ -110,6 +127,7 @@ pub fn status_json(source: &Source, a: &Assessment) -> String {
         "history_table": a.history.qualified(),
         "migrations": migrations,
         "missing": missing,
+        "ahead": ahead,
         "problems": problems,
         "warnings": warnings,
         "history_upgrade": a.upgrade.as_ref().map(|m| m.iter().map(|u| serde_json::json!({"id": u.id, "name": u.name})).collect::<Vec<_>>()),

@@ -25,11 +25,20 @@ pub enum OutOfOrder {
     Allow,
 }
 
-/// What a `.sql` file that the Drizzle journal does not name is.
+/// What a finding that is allowed by default is: a `.sql` file the Drizzle journal does not
+/// name (`unlisted_files`), a database ahead of the folder (`database_ahead`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unlisted {
     Warn,
     Error,
+}
+
+fn warn_or_error(s: &str) -> Result<Unlisted, String> {
+    match s {
+        "warn" => Ok(Unlisted::Warn),
+        "error" => Ok(Unlisted::Error),
+        _ => Err("expected `warn` or `error`".into()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +80,8 @@ pub struct MigrateSettings {
     /// `None`: the layout's default (Drizzle v1 applies them, as Drizzle v1 does).
     pub out_of_order: Option<OutOfOrder>,
     pub allow_missing: bool,
+    /// History rows newer than every migration of the folder (a rolled-back release).
+    pub database_ahead: Unlisted,
     pub unlisted_files: Unlisted,
     /// Migrations forced outside / inside a transaction, by tag or file name.
     pub no_transaction: Vec<String>,
@@ -196,11 +207,8 @@ impl Config {
                     _ => Err("expected `error` or `allow`".into()),
                 })?,
                 allow_missing: flag("allow_missing")?,
-                unlisted_files: layers.parse("unlisted_files", |s| match s {
-                    "warn" => Ok(Unlisted::Warn),
-                    "error" => Ok(Unlisted::Error),
-                    _ => Err("expected `warn` or `error`".into()),
-                })?,
+                database_ahead: layers.parse("database_ahead", warn_or_error)?,
+                unlisted_files: layers.parse("unlisted_files", warn_or_error)?,
                 no_transaction: layers.parse("no_transaction", value::parse_list)?,
                 in_transaction: layers.parse("in_transaction", value::parse_list)?,
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,

@@ -145,7 +145,7 @@ pub async fn assess(
     // is reported instead.
     if !source.problems.is_empty() {
         plan.problems
-            .retain(|p| !matches!(p, Problem::Missing { .. }));
+            .retain(|p| !matches!(p, Problem::Missing { .. } | Problem::Ahead { .. }));
     }
     // The folder's own problems and warnings first: one report with everything.
     plan.problems.splice(0..0, source.problems.iter().cloned());

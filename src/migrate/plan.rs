@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::migration::Migration;
 use super::source::{Layout, Source};
 use super::{Problem, Warning};
-use crate::config::{MigrateSettings, OutOfOrder};
+use crate::config::{MigrateSettings, OutOfOrder, Unlisted};
 
 /// One history row, whatever the layout: Drizzle's (`id`, `created_at`, `hash`, v1's `name`)
 /// or db-init's (`version`, `checksum`).
@@ -18,11 +18,24 @@ pub struct AppliedRow {
     pub name: Option<String>,
 }
 
+impl AppliedRow {
+    /// How a row is named to people: Drizzle v1's folder name, else the version.
+    pub fn label(&self) -> String {
+        match (&self.name, self.version) {
+            (Some(name), _) => name.clone(),
+            (None, Some(v)) => v.to_string(),
+            (None, None) => format!("id {}", self.id.unwrap_or_default()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub layout: Layout,
     pub out_of_order: OutOfOrder,
     pub allow_missing: bool,
+    /// History rows newer than every migration of the folder: a warning or a problem.
+    pub ahead: Unlisted,
     pub atomic: bool,
 }
 
@@ -35,6 +48,7 @@ impl Policy {
                 Layout::Drizzle | Layout::Numbered => OutOfOrder::Error,
             }),
             allow_missing: s.allow_missing,
+            ahead: s.database_ahead,
             atomic: s.atomic,
         }
     }
@@ -63,8 +77,11 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub entries: Vec<Entry>,
-    /// History rows that match no local migration.
+    /// History rows that match no local migration and are older than one: a hole.
     pub missing: Vec<AppliedRow>,
+    /// History rows that match no local migration and are newer than all of them: the
+    /// database is ahead of this folder (an older release runs against a newer schema).
+    pub ahead: Vec<AppliedRow>,
     pub problems: Vec<Problem>,
     pub warnings: Vec<Warning>,
 }
@@ -110,6 +127,37 @@ impl Plan {
             });
         }
         (state, stored)
+    }
+
+    /// Splits the rows that match no local migration into holes and rows newer than every
+    /// local migration (`is_newer` by the layout's own order), and reports both as the
+    /// policy says. An empty folder is never "behind": its rows are missing.
+    pub(super) fn unmatched(
+        &mut self,
+        rows: Vec<AppliedRow>,
+        has_local: bool,
+        is_newer: impl Fn(&AppliedRow) -> bool,
+        policy: &Policy,
+    ) {
+        let (ahead, missing): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| has_local && is_newer(r));
+        if !policy.allow_missing {
+            self.problems
+                .extend(missing.iter().map(|r| Problem::Missing {
+                    version: r.version,
+                    name: r.name.clone(),
+                    checksum: r.checksum.clone(),
+                }));
+        }
+        if !ahead.is_empty() {
+            let rows = ahead.iter().map(AppliedRow::label).collect();
+            match policy.ahead {
+                Unlisted::Warn => self.warnings.push(Warning::Ahead { rows }),
+                Unlisted::Error => self.problems.push(Problem::Ahead { rows }),
+            }
+        }
+        self.missing = missing;
+        self.ahead = ahead;
     }
 
     /// Migrations to apply, in order (meaningful only when `problems` is empty).
@@ -185,15 +233,13 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
             stored,
         });
     }
-    if !policy.allow_missing {
-        plan.problems
-            .extend(missing.iter().map(|r| Problem::Missing {
-                version: r.version,
-                name: r.name.clone(),
-                checksum: r.checksum.clone(),
-            }));
-    }
-    plan.missing = missing;
+    let newest_local = migrations.iter().map(|m| m.version).max();
+    plan.unmatched(
+        missing,
+        newest_local.is_some(),
+        |r| r.version.zip(newest_local).is_some_and(|(v, n)| v > n),
+        policy,
+    );
     plan
 }
 
@@ -216,159 +262,5 @@ pub fn offline_problems(source: &Source, atomic: bool) -> Vec<Problem> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(version: i64, sql: &str) -> Migration {
-        super::super::migration::testing::migration(version, &format!("{version:04}_m.sql"), sql)
-    }
-
-    fn row(version: i64, checksum: &str) -> AppliedRow {
-        AppliedRow {
-            version: Some(version),
-            checksum: checksum.to_string(),
-            ..AppliedRow::default()
-        }
-    }
-
-    const POLICY: Policy = Policy {
-        layout: Layout::Drizzle,
-        out_of_order: OutOfOrder::Error,
-        allow_missing: false,
-        atomic: false,
-    };
-
-    #[test]
-    fn fresh_database_applies_everything_in_order() {
-        let ms = [m(10, "A"), m(20, "B")];
-        let p = plan(&ms, &[], &POLICY);
-        assert!(p.problems.is_empty());
-        assert_eq!(p.pending(), vec![0, 1]);
-    }
-
-    #[test]
-    fn applied_rows_match_by_version_and_hash_and_duplicates_are_accepted() {
-        let ms = [m(10, "A"), m(20, "B"), m(30, "C")];
-        let rows = [
-            row(10, &ms[0].checksum),
-            row(10, &ms[0].checksum),
-            row(20, &ms[1].checksum),
-        ];
-        let p = plan(&ms, &rows, &POLICY);
-        assert!(p.problems.is_empty(), "{:?}", p.problems);
-        assert_eq!(p.pending(), vec![2]);
-    }
-
-    #[test]
-    fn an_exact_row_wins_over_a_stale_one_in_either_order() {
-        let ms = [m(10, "A")];
-        for rows in [
-            [row(10, "stale"), row(10, &ms[0].checksum)],
-            [row(10, &ms[0].checksum), row(10, "stale")],
-        ] {
-            let p = plan(&ms, &rows, &POLICY);
-            assert!(p.problems.is_empty(), "{:?}", p.problems);
-            assert!(p.pending().is_empty());
-        }
-    }
-
-    #[test]
-    fn edited_applied_migration_is_named_with_both_hashes() {
-        let ms = [m(10, "A edited")];
-        let p = plan(&ms, &[row(10, "abc")], &POLICY);
-        match &p.problems[..] {
-            [Problem::Changed {
-                file,
-                stored,
-                local,
-                ..
-            }] => {
-                assert_eq!(file, "0010_m.sql");
-                assert_eq!(stored, "abc");
-                assert_eq!(local, &ms[0].checksum);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn out_of_order_is_refused_unless_allowed() {
-        let ms = [m(10, "A"), m(30, "C"), m(20, "B")];
-        let rows = [row(10, &ms[0].checksum), row(30, &ms[1].checksum)];
-        let p = plan(&ms, &rows, &POLICY);
-        assert!(matches!(
-            &p.problems[..],
-            [Problem::OutOfOrder {
-                newest_applied: 30,
-                ..
-            }]
-        ));
-        let allow = Policy {
-            out_of_order: OutOfOrder::Allow,
-            ..POLICY
-        };
-        let p = plan(&ms, &rows, &allow);
-        assert!(p.problems.is_empty());
-        assert_eq!(p.pending(), vec![2]);
-    }
-
-    #[test]
-    fn missing_file_for_applied_row_unless_allowed() {
-        let ms = [m(10, "A")];
-        let rows = [row(10, &ms[0].checksum), row(5, "gone")];
-        let p = plan(&ms, &rows, &POLICY);
-        assert!(matches!(
-            &p.problems[..],
-            [Problem::Missing {
-                version: Some(5),
-                ..
-            }]
-        ));
-        let p = plan(
-            &ms,
-            &rows,
-            &Policy {
-                allow_missing: true,
-                ..POLICY
-            },
-        );
-        assert!(p.problems.is_empty());
-        assert_eq!(p.missing.len(), 1);
-    }
-
-    #[test]
-    fn drizzle_row_with_rewritten_when_matches_by_hash() {
-        let ms = [m(11, "A")];
-        let p = plan(&ms, &[row(10, &ms[0].checksum)], &POLICY);
-        assert!(p.problems.is_empty());
-        assert!(p.pending().is_empty());
-    }
-
-    #[test]
-    fn a_migration_outside_a_transaction_cannot_join_an_atomic_batch() {
-        let ms = [m(10, "CREATE TABLE t (x int);\n--> statement-breakpoint\nCREATE INDEX CONCURRENTLY i ON t (x);")];
-        assert!(plan(&ms, &[], &POLICY).problems.is_empty());
-        let atomic = Policy {
-            atomic: true,
-            ..POLICY
-        };
-        assert!(matches!(
-            &plan(&ms, &[], &atomic).problems[..],
-            [Problem::AtomicWithNoTransaction { .. }]
-        ));
-        // Already applied: history, not a problem.
-        assert!(plan(&ms, &[row(10, &ms[0].checksum)], &atomic)
-            .problems
-            .is_empty());
-    }
-
-    #[test]
-    fn a_line_ending_change_is_a_warning() {
-        let applied = m(10, "SELECT 1;\nSELECT 2;\n");
-        let converted = [m(10, "SELECT 1;\r\nSELECT 2;\r\n")];
-        let p = plan(&converted, &[row(10, &applied.checksum)], &POLICY);
-        assert!(p.problems.is_empty(), "{:?}", p.problems);
-        assert!(p.pending().is_empty());
-        assert!(matches!(&p.warnings[..], [Warning::LineEndings { .. }]));
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

@@ -55,21 +55,50 @@ pub fn plan(
             by_name.entry(name).or_default().push(row);
         }
     }
+    let renamed_ids: Vec<i64> = check.renamed.iter().map(|r| r.row_id).collect();
+    let unmatched: Vec<AppliedRow> = rows
+        .iter()
+        .filter(|r| {
+            r.id.is_some_and(|id| {
+                check.missing.iter().any(|(m, _)| *m == id) && !renamed_ids.contains(&id)
+            })
+        })
+        .cloned()
+        .collect();
+    // Folders are ordered by their timestamps: a recorded folder newer than every local one
+    // belongs to a later release (the database is ahead), an older one is a hole.
+    let newest_local = migrations.iter().map(|m| m.version).max();
+    let timestamp = |r: &AppliedRow| {
+        r.name
+            .as_deref()
+            .and_then(|n| drizzle_v1::parse_folder_name(n).ok())
+            .map(|p| p.created_at_millis)
+            .or(r.version)
+    };
+    plan.unmatched(
+        unmatched,
+        newest_local.is_some(),
+        |r| timestamp(r).zip(newest_local).is_some_and(|(t, n)| t > n),
+        policy,
+    );
+    let newest_ahead = plan.ahead.iter().filter_map(timestamp).max();
     let last_applied = migrations
         .iter()
         .rposition(|m| by_name.contains_key(m.name.as_str()));
     for (index, m) in migrations.iter().enumerate() {
+        let behind = last_applied.is_some_and(|last| index < last) || newest_ahead.is_some();
         let (state, stored) = match by_name.get(m.name.as_str()) {
             Some(recorded) if recorded.iter().any(|r| r.checksum == m.checksum) => {
                 (State::Applied, None)
             }
             Some(recorded) => (State::Changed, recorded.first().map(|r| r.checksum.clone())),
-            None if last_applied.is_some_and(|last| index < last) => (State::OutOfOrder, None),
+            None if behind => (State::OutOfOrder, None),
             None => (State::Pending, None),
         };
         let newest = last_applied
             .and_then(|i| migrations.get(i))
-            .map(|n| n.version);
+            .map(|n| n.version)
+            .max(newest_ahead);
         let (state, stored) = plan.judge(m, state, stored, newest, policy);
         plan.entries.push(Entry {
             index,
@@ -82,24 +111,6 @@ pub fn plan(
             recorded: r.recorded_name.clone(),
             local: r.local_name.clone(),
         });
-    }
-    let renamed_ids: Vec<i64> = check.renamed.iter().map(|r| r.row_id).collect();
-    plan.missing = rows
-        .iter()
-        .filter(|r| {
-            r.id.is_some_and(|id| {
-                check.missing.iter().any(|(m, _)| *m == id) && !renamed_ids.contains(&id)
-            })
-        })
-        .cloned()
-        .collect();
-    if !policy.allow_missing {
-        plan.problems
-            .extend(plan.missing.iter().map(|r| Problem::Missing {
-                version: r.version,
-                name: r.name.clone(),
-                checksum: r.checksum.clone(),
-            }));
     }
     (plan, upgrade)
 }
@@ -118,14 +129,16 @@ fn history_rows(rows: &[AppliedRow]) -> Vec<HistoryRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OutOfOrder;
+    use crate::config::{OutOfOrder, Unlisted};
     use crate::migrate::migration::testing::migration;
     use crate::migrate::source::Layout;
+    use crate::migrate::Warning;
 
     const POLICY: Policy = Policy {
         layout: Layout::DrizzleV1,
         out_of_order: OutOfOrder::Allow,
         allow_missing: false,
+        ahead: Unlisted::Warn,
         atomic: false,
     };
 
@@ -226,5 +239,52 @@ mod tests {
         let (p, up) = plan(&ms, Some(&t), &POLICY);
         assert!(up.is_none());
         assert!(matches!(&p.problems[..], [Problem::UpgradeUnmatched { ids }] if ids == &[7]));
+    }
+
+    #[test]
+    fn a_database_ahead_of_the_folders_is_a_warning_and_a_hole_is_still_missing() {
+        let ms = [m("20260101000000_a", "A"), m("20260101000005_b", "B")];
+        let newer = m("20260101000010_c", "C");
+        let t = v1(vec![
+            row(1, &ms[0], Some(&ms[0].name)),
+            row(2, &ms[1], Some(&ms[1].name)),
+            row(3, &newer, Some(&newer.name)),
+        ]);
+        let (p, _) = plan(&ms, Some(&t), &POLICY);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert!(p.pending().is_empty());
+        assert!(
+            matches!(&p.warnings[..], [Warning::Ahead { rows }] if rows == &["20260101000010_c"])
+        );
+        let strict = Policy {
+            ahead: Unlisted::Error,
+            ..POLICY
+        };
+        assert!(matches!(
+            &plan(&ms, Some(&t), &strict).0.problems[..],
+            [Problem::Ahead { .. }]
+        ));
+
+        // The older folder has one the database lacks: out of order, applied by default.
+        let t = v1(vec![
+            row(1, &ms[0], Some(&ms[0].name)),
+            row(3, &newer, Some(&newer.name)),
+        ]);
+        let (p, _) = plan(&ms, Some(&t), &POLICY);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.pending(), vec![1]);
+        assert_eq!(p.entries[1].state, State::OutOfOrder);
+
+        // A recorded folder older than a local one is a hole.
+        let ms = [m("20260101000000_a", "A"), m("20260101000010_c", "C")];
+        let between = m("20260101000005_b", "B");
+        let t = v1(vec![
+            row(1, &ms[0], Some(&ms[0].name)),
+            row(2, &between, Some(&between.name)),
+            row(3, &ms[1], Some(&ms[1].name)),
+        ]);
+        let (p, _) = plan(&ms, Some(&t), &POLICY);
+        assert!(matches!(&p.problems[..], [Problem::Missing { .. }]));
+        assert!(p.ahead.is_empty());
     }
 }

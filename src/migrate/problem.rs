@@ -79,7 +79,15 @@ pub enum Problem {
     UpgradeUnmatched {
         ids: Vec<i64>,
     },
+    /// History rows newer than every migration of the folder, with `database_ahead: error`.
+    Ahead {
+        rows: Vec<String>,
+    },
     BaselineTarget {
+        target: String,
+    },
+    /// `baseline --migration` naming a migration that is already recorded.
+    BaselineApplied {
         target: String,
     },
     RepairTarget {
@@ -170,6 +178,15 @@ impl fmt::Display for Problem {
                  local migration folder (Drizzle v1 refuses too); restore the missing folders. Nothing was changed",
                 ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             ),
+            Problem::Ahead { rows } => write!(
+                f,
+                "{} (database_ahead: error); deploy the release that has them, or set database_ahead: warn",
+                ahead_text(rows)
+            ),
+            Problem::BaselineApplied { target } => write!(
+                f,
+                "baseline target {target} is already recorded as applied; nothing to record"
+            ),
             Problem::BaselineTarget { target } => {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
@@ -191,6 +208,9 @@ pub enum Warning {
     NotAMigration { file: String },
     /// The recorded checksum is the file's after a CRLF <-> LF conversion.
     LineEndings { file: String },
+    /// History rows newer than every migration of the folder: an older release rolled back
+    /// onto a newer schema. Nothing of the folder is missing, so there is nothing to do.
+    Ahead { rows: Vec<String> },
     /// Bytes that are not UTF-8, sent as U+FFFD (as Drizzle sends them).
     InvalidUtf8 {
         file: String,
@@ -216,10 +236,24 @@ impl fmt::Display for Warning {
                 "{file}: only its line endings changed since it was applied (CRLF <-> LF, e.g. git autocrlf); \
                  accepted as applied"
             ),
+            Warning::Ahead { rows } => write!(
+                f,
+                "{}; nothing of this folder is missing, so nothing is applied (database_ahead: error refuses this)",
+                ahead_text(rows)
+            ),
             Warning::InvalidUtf8 { file, line, column } => write!(
                 f,
                 "{file}:{line}:{column}: not valid UTF-8; such bytes reach the server as U+FFFD (as with Drizzle)"
             ),
         }
     }
+}
+
+fn ahead_text(rows: &[String]) -> String {
+    format!(
+        "the database is ahead of this image by {} migration(s): {}; an older release is running \
+         against a newer schema",
+        rows.len(),
+        rows.join(", ")
+    )
 }

@@ -10,6 +10,7 @@ mod migrate;
 mod network;
 mod package;
 mod patterns;
+mod rollback;
 mod seed;
 mod tls;
 mod wait;
