@@ -111,11 +111,11 @@ async fn run_transaction(
 }
 
 /// Sends the batch a segment at a time; the failing segment comes back with the error.
-async fn send(
+async fn send<'a>(
     client: &Client,
-    source: &Source,
+    source: &'a Source,
     batch: &Batch,
-) -> Result<(), (tokio_postgres::Error, Segment)> {
+) -> Result<(), (tokio_postgres::Error, Segment<'a>)> {
     for k in 0..batch.segment_count() {
         let segment = batch.segment(source, k);
         if let Err(e) = client.batch_execute(&segment.text).await {
@@ -268,7 +268,7 @@ async fn failure(
     client: &Client,
     source: &Source,
     indices: &[usize],
-    segment: &Segment,
+    segment: &Segment<'_>,
     err: &tokio_postgres::Error,
     applied_before: usize,
 ) -> MigrateError {
