@@ -119,7 +119,9 @@ pub fn fleet_code(e: &FleetError) -> u8 {
     match e {
         FleetError::SomeFailed { .. } => 11,
         FleetError::Invalid { .. } => 7,
-        FleetError::Query { .. } | FleetError::QueryStalled { .. } => 9,
+        FleetError::Query { .. } | FleetError::QueryStalled { .. } | FleetError::Stalled { .. } => {
+            9
+        }
         FleetError::Report { .. } => 2,
     }
 }

@@ -1,16 +1,22 @@
-//! Where the database is: the order URLs are looked for in, `_FILE` secrets, libpq variables
+//! Where the database is: the order URLs are looked for in, `_FILE` secrets, libpq variables,
+//! where the password comes from (the URL, `PGPASSWORD`, the password file, as libpq looks)
 //! and the TLS mode. Reading the connection string is [`super::conn_string`]'s job; what of it
 //! may be printed is [`super::redact`]'s.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use tokio_postgres::config::Host;
 
 use super::conn_string::{parse, Parsed, SslParams};
 use super::redact::{describe, not_shown};
 use super::{ConfigError, Layers, Origin};
+
+#[path = "passfile.rs"]
+mod passfile;
+use passfile::PassFile;
 
 /// libpq's sslmode values (`allow` is treated as `prefer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,54 @@ pub struct Database {
     /// cannot hold a session-level advisory lock.
     pub looks_like_pooler: bool,
     pub origin: Origin,
+    /// Set when the password is the password file's business (neither the URL nor
+    /// `PGPASSWORD` gave one): another database on the same server looks its own line up.
+    pub passfile: Option<FromPassfile>,
+}
+
+/// The password file and the target without any password, so that the line for another
+/// database can be looked up (a run over many databases puts names into the base URL).
+#[derive(Clone)]
+pub struct FromPassfile {
+    file: Arc<PassFile>,
+    without: tokio_postgres::Config,
+}
+
+impl FromPassfile {
+    /// The same target on database `name`, with the password of the file's first line that
+    /// matches it (none when no line does, as libpq).
+    pub fn on_database(&self, name: &str) -> tokio_postgres::Config {
+        let mut pg = self.without.clone();
+        pg.dbname(name);
+        if let Some(pw) = self.file.lookup(&pg) {
+            pg.password(pw);
+        }
+        pg
+    }
+}
+
+/// libpq's order when the connection string has no password: `PGPASSWORD`, then the password
+/// file. Returns the file when it is the source, so that other databases can be looked up.
+fn fill_password(
+    pg: &mut tokio_postgres::Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<FromPassfile> {
+    if pg.get_password().is_some() {
+        return None;
+    }
+    if let Some(pw) = env("PGPASSWORD") {
+        pg.password(pw);
+        return None;
+    }
+    let file = PassFile::locate(env)?;
+    let without = pg.clone();
+    if let Some(pw) = file.lookup(pg) {
+        pg.password(pw);
+    }
+    Some(FromPassfile {
+        file: Arc::new(file),
+        without,
+    })
 }
 
 impl fmt::Debug for Database {
@@ -125,7 +179,9 @@ fn from_url(
             .get_hosts()
             .iter()
             .any(|h| matches!(h, Host::Tcp(h) if h.contains("-pooler")));
+    let passfile = fill_password(&mut pg, env);
     Ok(Database {
+        passfile,
         pg,
         sslmode,
         sslrootcert,
@@ -211,18 +267,20 @@ fn libpq_env(
     pg.port(port);
     let user = env("PGUSER").unwrap_or_else(|| "postgres".into());
     pg.user(&user);
+    let dbname = env("PGDATABASE").unwrap_or_else(|| user.clone());
+    pg.dbname(&dbname);
     if let Some(pw) = env("PGPASSWORD") {
         pg.password(pw);
     }
-    let dbname = env("PGDATABASE").unwrap_or_else(|| user.clone());
-    pg.dbname(&dbname);
     let redacted = describe(&pg, &SslParams::default());
     pg.application_name(application_name.map_or("db-init", |(n, _)| n.as_str()));
+    let passfile = fill_password(&mut pg, env);
     let sslmode = pick_sslmode(setting("sslmode"), None, env("PGSSLMODE"))?;
     let sslrootcert = setting("sslrootcert")
         .map(|(v, _)| v)
         .or_else(|| env("PGSSLROOTCERT"));
     Ok(Some(Database {
+        passfile,
         looks_like_pooler: port == 6543 || host.contains("-pooler"),
         pg,
         sslmode,

@@ -22,6 +22,12 @@ pub struct Open {
     pub session: Rc<Session>,
 }
 
+impl Open {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Live {
     /// Registers a new session. It stays registered if the work holding it is dropped (a
     /// signal): only [`Live::close`] forgets it, on the normal way out.
@@ -36,6 +42,12 @@ impl Live {
     /// Forgets the session; dropping the last handle closes it.
     pub fn close(&self, open: Open) {
         self.sessions.borrow_mut().remove(&open.id);
+    }
+
+    /// Forgets a session whose job was abandoned (`database_timeout`): dropping the job
+    /// dropped its other handle, so the session is closed now.
+    pub fn forget(&self, id: u64) {
+        self.sessions.borrow_mut().remove(&id);
     }
 
     /// Every session still open.

@@ -48,6 +48,14 @@ pub enum FleetError {
         #[source]
         source: PgError,
     },
+    /// One database of the set was not done within `database_timeout`: its job was dropped and
+    /// its session closed. What was in flight is unknown (the report counts it).
+    #[error("stalled: not done within {waited:?} (database_timeout); the job was abandoned and its session closed{in_flight}")]
+    Stalled {
+        waited: Duration,
+        /// Empty, or what was sent and never answered.
+        in_flight: String,
+    },
     #[error("databases_query on {url}: the server did not answer within {waited:?}")]
     QueryStalled { url: String, waited: Duration },
     #[error("cannot write the report {}: {source}", path.display())]

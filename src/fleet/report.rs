@@ -1,8 +1,10 @@
 //! The record of a run over many databases: one entry per database (outcome, migrations
-//! applied, seeds run, time, the error and its exit code), the summary line, the list of
-//! failures, and the JSON file of `--report`. Targets are shown in their redacted form only.
+//! known committed and unknown, seeds run, time, the error and its exit code), the summary
+//! line, the list of failures, and the JSON file of `--report`, rewritten atomically while the
+//! run goes on so that a kill leaves the last true state. Targets are shown redacted only.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -12,6 +14,7 @@ use super::targets::Target;
 use super::FleetError;
 use crate::exit::{self, Error};
 use crate::job::Done;
+pub use crate::migrate::apply::Commits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,13 +35,32 @@ pub struct Entry {
     /// The redacted URL (`***` for a password).
     pub target: String,
     pub outcome: Outcome,
+    /// Migrations whose commit the server confirmed (so far, while running).
     pub applied: usize,
+    /// Migrations sent whose answer was lost (a stall, a lost connection, a signal): whether
+    /// they committed is unknown; `db-init status` tells.
+    pub unknown: usize,
     pub already_applied: usize,
     pub seeds_run: usize,
     pub ms: u64,
     pub error: Option<String>,
     /// 0 when done; the code this database alone would have exited with when it failed.
     pub exit_code: Option<u8>,
+    /// Why it failed, when the kind matters to the operator: `stalled`.
+    pub reason: Option<&'static str>,
+    /// The job's count of commits, while it runs.
+    #[serde(skip)]
+    commits: Option<Rc<Commits>>,
+}
+
+impl Entry {
+    /// Takes the counts of a job that has not finished (running, abandoned, interrupted).
+    fn sync(&mut self) {
+        if let Some(c) = &self.commits {
+            self.applied = c.committed();
+            self.unknown = c.unknown();
+        }
+    }
 }
 
 /// What a run has done so far.
@@ -50,6 +72,8 @@ pub struct Report {
     in_set: usize,
     started: Instant,
     pub entries: Vec<Entry>,
+    /// Something changed since the file was last written.
+    dirty: bool,
 }
 
 /// At most this many failures are named in the final error line; the report names them all.
@@ -64,7 +88,7 @@ impl Report {
         in_set: usize,
         targets: &[Target],
     ) -> Result<Report, FleetError> {
-        let report = Report {
+        let mut report = Report {
             command,
             path,
             shard,
@@ -77,49 +101,85 @@ impl Report {
                     target: t.db.redacted.clone(),
                     outcome: Outcome::NotStarted,
                     applied: 0,
+                    unknown: 0,
                     already_applied: 0,
                     seeds_run: 0,
                     ms: 0,
                     error: None,
                     exit_code: None,
+                    reason: None,
+                    commits: None,
                 })
                 .collect(),
+            dirty: false,
         };
         report.write(None)?;
         Ok(report)
     }
 
-    pub fn started(&mut self, index: usize) {
+    /// Marks the database running; its job counts its commits in the returned [`Commits`].
+    pub fn started(&mut self, index: usize) -> Rc<Commits> {
+        let commits = Rc::new(Commits::default());
         if let Some(e) = self.entries.get_mut(index) {
             e.outcome = Outcome::Running;
+            e.commits = Some(Rc::clone(&commits));
         }
+        self.dirty = true;
+        commits
     }
 
     pub fn finished(&mut self, index: usize, result: &Result<Done, Error>, took: Duration) {
         let Some(e) = self.entries.get_mut(index) else {
             return;
         };
+        self.dirty = true;
         e.ms = took.as_millis() as u64;
         match result {
             Ok(done) => {
                 e.outcome = Outcome::Done;
                 e.applied = done.applied;
+                e.unknown = 0;
                 e.already_applied = done.already_applied;
                 e.seeds_run = done.seeds_run;
                 e.exit_code = Some(0);
             }
             Err(err) => {
+                e.sync();
                 e.outcome = Outcome::Failed;
                 e.error = Some(err.to_string());
                 e.exit_code = Some(exit::error_code(err));
+                if stalled(err) {
+                    e.reason = Some("stalled");
+                }
             }
         }
+        e.commits = None;
+    }
+
+    /// The commit count of the running database `index`.
+    pub fn commits(&self, index: usize) -> Option<Rc<Commits>> {
+        self.entries.get(index).and_then(|e| e.commits.clone())
+    }
+
+    /// Rewrites the file when something changed since it was last written (a database
+    /// started, finished or committed a migration).
+    pub fn flush(&mut self) -> Result<(), FleetError> {
+        // Every flag is taken (reset), not only up to the first that is set.
+        let mut committed = false;
+        for c in self.entries.iter().filter_map(|e| e.commits.as_ref()) {
+            committed |= c.take_changed();
+        }
+        if self.dirty || committed {
+            self.write(None)?;
+        }
+        Ok(())
     }
 
     /// Databases never started are `skipped` (after a failure with `fail_fast`), or
     /// `interrupted` / `not_started` when a signal ended the run.
     pub fn close(&mut self, interrupted: bool) {
         for e in &mut self.entries {
+            e.sync();
             e.outcome = match (e.outcome, interrupted) {
                 (Outcome::Running, _) => Outcome::Interrupted,
                 (Outcome::NotStarted, false) => Outcome::Skipped,
@@ -135,6 +195,7 @@ impl Report {
     /// One line for the log: how many, how they ended, how long it took.
     pub fn summary(&self) -> String {
         let applied: usize = self.entries.iter().map(|e| e.applied).sum();
+        let unknown: usize = self.entries.iter().map(|e| e.unknown).sum();
         let mut line = format!(
             "{} database(s) in {:.1?}: {} done ({applied} migration(s) applied), {} failed",
             self.entries.len(),
@@ -142,6 +203,11 @@ impl Report {
             self.count(Outcome::Done),
             self.count(Outcome::Failed),
         );
+        if unknown > 0 {
+            line.push_str(&format!(
+                ", {unknown} migration(s) whose commit is unknown (the answer was lost; `db-init status` tells)"
+            ));
+        }
         for (outcome, word) in [
             (Outcome::Skipped, "skipped after a failure (fail_fast)"),
             (Outcome::Interrupted, "interrupted"),
@@ -204,10 +270,16 @@ impl Report {
 
     /// Writes the JSON file, when `--report` was given. `exit_code` is `None` while the run
     /// has not ended.
-    pub fn write(&self, exit_code: Option<u8>) -> Result<(), FleetError> {
+    pub fn write(&mut self, exit_code: Option<u8>) -> Result<(), FleetError> {
+        self.dirty = false;
         let Some(path) = &self.path else {
             return Ok(());
         };
+        for e in &mut self.entries {
+            if e.outcome == Outcome::Running {
+                e.sync();
+            }
+        }
         let file = File {
             command: self.command,
             shard: self.shard.map(|s| s.to_string()),
@@ -219,6 +291,7 @@ impl Report {
             interrupted: self.count(Outcome::Interrupted),
             not_started: self.count(Outcome::NotStarted) + self.count(Outcome::Running),
             migrations_applied: self.entries.iter().map(|e| e.applied).sum(),
+            migrations_unknown: self.entries.iter().map(|e| e.unknown).sum(),
             seconds: self.started.elapsed().as_secs_f64(),
             exit_code,
             databases: &self.entries,
@@ -245,6 +318,7 @@ struct File<'a> {
     interrupted: usize,
     not_started: usize,
     migrations_applied: usize,
+    migrations_unknown: usize,
     seconds: f64,
     /// `null` while the run has not ended.
     exit_code: Option<u8>,
@@ -265,9 +339,33 @@ pub fn writable(path: &Path) -> Result<(), FleetError> {
         })
 }
 
+/// Whether the database ended because the server stopped answering (not a refusal).
+fn stalled(err: &Error) -> bool {
+    use crate::migrate::MigrateError;
+    use crate::pg::lock::LockError;
+    matches!(
+        err,
+        Error::Fleet(FleetError::Stalled { .. })
+            | Error::Migrate(MigrateError::Stalled { .. })
+            | Error::Lock(LockError::Unanswered { .. })
+    )
+}
+
+/// Written to a temp file in the same directory, then renamed over the report: a reader, or a
+/// kill -9 in the middle, sees the previous state or the new one, never half of one.
 fn write_file(path: &Path, text: &str) -> Result<(), FleetError> {
-    std::fs::write(path, text).map_err(|source| FleetError::Report {
+    let error = |source| FleetError::Report {
         path: path.to_path_buf(),
         source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temp, text).map_err(error)?;
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        error(e)
     })
 }

@@ -1,8 +1,11 @@
 //! Working through the set: at most `concurrency` databases at once, each on its own session,
-//! a progress line at a steady interval; and the job over the set, which is the single-database
-//! job (`job::run_on`: its own advisory lock, validate, migrate, seed) for each database.
+//! each within `database_timeout` when set, a progress line at a steady interval; and the job
+//! over the set, which is the single-database job (`job::run_on`: its own advisory lock,
+//! validate, migrate, seed) for each database, its commits counted for the report.
 
+use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -12,14 +15,20 @@ use super::live::{Live, Open};
 use super::progress::Progress;
 use super::report::{self, Report};
 use super::targets::Target;
+use super::FleetError;
 use crate::config::{Config, FleetSettings};
 use crate::exit::{self, Error, Success};
 use crate::job::{self, Done, Parts};
+use crate::migrate::apply::COMMITS;
 use crate::pg;
+
+/// How often a changed report is rewritten while the run goes on.
+const REPORT_FLUSH: Duration = Duration::from_millis(250);
 
 /// Runs `work` on every target, at most `settings.concurrency` at once (each holds at most one
 /// session, so this bounds the sessions too). `started` and `finished` are told about each
-/// database in turn; with `stop_after_failure`, no database is started after one failed.
+/// database in turn, `flush` every [`REPORT_FLUSH`]; with `stop_after_failure`, no database
+/// is started after one failed.
 pub async fn each<'a, T, W, F>(
     targets: &'a [Target],
     settings: &FleetSettings,
@@ -27,8 +36,9 @@ pub async fn each<'a, T, W, F>(
     work: W,
     mut started: impl FnMut(usize),
     mut finished: impl FnMut(usize, Result<T, Error>, Duration),
+    mut flush: impl FnMut(),
 ) where
-    W: Fn(&'a Target) -> F,
+    W: Fn(usize, &'a Target) -> F,
     F: Future<Output = Result<T, Error>> + 'a,
 {
     let mut queue = targets.iter().enumerate();
@@ -39,6 +49,8 @@ pub async fn each<'a, T, W, F>(
         settings.progress_interval,
     );
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flushes = tokio::time::interval(REPORT_FLUSH);
+    flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = stop_after_failure && progress.failed() > 0;
         while running.len() < settings.concurrency && !stopping {
@@ -47,7 +59,7 @@ pub async fn each<'a, T, W, F>(
             };
             started(index);
             let span = tracing::info_span!("db", database = %target.identity);
-            let job = work(target);
+            let job = work(index, target);
             running.push(async move {
                 let began = Instant::now();
                 let result = job.instrument(span).await;
@@ -63,6 +75,7 @@ pub async fn each<'a, T, W, F>(
                 finished(index, result, took);
             }
             _ = ticks.tick() => progress.log(),
+            _ = flushes.tick() => flush(),
         }
     }
 }
@@ -95,14 +108,14 @@ pub async fn job(
     )?;
     live.set_report(report);
     let inputs = &inputs;
+    let mut flush_failed = false;
     each(
         &selection.targets,
         &cfg.fleet,
         cfg.fleet.fail_fast,
-        |target| async move {
-            let open = open(target, cfg, live).await?;
-            let done = job::run_on(&open.session, cfg, inputs).await;
-            live.close(open);
+        |index, target| async move {
+            let commits = live.with_report(|r| r.commits(index)).flatten();
+            let done = bounded(cfg, live, target, inputs, commits).await;
             if let Ok(d) = &done {
                 info!(
                     applied = d.applied,
@@ -126,6 +139,15 @@ pub async fn job(
             }
             live.with_report(|r| r.finished(index, &result, took));
         },
+        || {
+            // A report that cannot be rewritten mid-run is said once; the final write decides.
+            if let Some(Err(e)) = live.with_report(|r| r.flush()) {
+                if !flush_failed {
+                    tracing::warn!("{e}");
+                    flush_failed = true;
+                }
+            }
+        },
     )
     .await;
     let verdict = live.with_report(|r| {
@@ -142,5 +164,51 @@ pub async fn job(
     match verdict {
         Some(Err(e)) => Err(e.into()),
         _ => Ok(Success::Done),
+    }
+}
+
+/// One database's job, its commits counted in `commits`, within `database_timeout` when set:
+/// a database whose server stops answering ends as failed (stalled) and holds up no other.
+async fn bounded(
+    cfg: &Config,
+    live: &Live,
+    target: &Target,
+    inputs: &job::Inputs,
+    commits: Option<Rc<super::report::Commits>>,
+) -> Result<Done, Error> {
+    // The session's id, so that an abandoned job's session can be forgotten and closed.
+    let opened: Cell<Option<u64>> = Cell::new(None);
+    let work = async {
+        let open = open(target, cfg, live).await?;
+        opened.set(Some(open.id()));
+        let done = job::run_on(&open.session, cfg, inputs).await;
+        live.close(open);
+        done
+    };
+    let commits = commits.unwrap_or_default();
+    let counted = COMMITS.scope(Rc::clone(&commits), work);
+    let Some(limit) = cfg.fleet.database_timeout else {
+        return counted.await;
+    };
+    match tokio::time::timeout(limit, counted).await {
+        Ok(done) => done,
+        Err(_) => {
+            // The job is dropped where it waited; its session is closed here, not on a signal.
+            if let Some(id) = opened.get() {
+                live.forget(id);
+            }
+            let in_flight = match commits.unknown() {
+                0 => String::new(),
+                n => format!(
+                    "; {n} migration(s) sent and never answered: whether they committed is unknown \
+                     (`db-init status` tells; a rerun skips them if they did)"
+                ),
+            };
+            Err(FleetError::Stalled {
+                waited: limit,
+                in_flight,
+            }
+            .into())
+        }
     }
 }

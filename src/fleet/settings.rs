@@ -1,5 +1,5 @@
 //! The settings of a run over many databases (`databases_file`, `databases_query`,
-//! `concurrency`, `shard`, `report`, `fail_fast`, `progress_interval`), loaded through the same
+//! `concurrency`, `shard`, `report`, `fail_fast`, `progress_interval`, `database_timeout`), loaded through the same
 //! layers as every other setting. A databases file is read here, so a bad line is exit 2 before
 //! any connection.
 
@@ -52,6 +52,8 @@ pub struct FleetSettings {
     pub report: Option<PathBuf>,
     pub fail_fast: bool,
     pub progress_interval: Duration,
+    /// Bound on one database's whole job; `None`: only the bounds a single run has.
+    pub database_timeout: Option<Duration>,
 }
 
 /// More sessions than this would exhaust any server's `max_connections` long before it helps.
@@ -108,6 +110,13 @@ pub(crate) fn load(
             "progress_interval",
             duration_in(Duration::from_millis(10), MAX_WAIT),
         )?,
+        database_timeout: match layers.get("database_timeout") {
+            Some(_) => {
+                Some(layers.parse("database_timeout", duration_in(Duration::ZERO, MAX_WAIT))?)
+                    .filter(|d| !d.is_zero())
+            }
+            None => None,
+        },
     })
 }
 
@@ -241,6 +250,7 @@ mod tests {
             ("concurrency", "x"),
             ("shard", "4/4"),
             ("progress_interval", "0"),
+            ("database_timeout", "x"),
         ] {
             assert!(
                 load("tenant_a\n", &[(key, value)]).is_err(),

@@ -65,13 +65,13 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
             fill(row, result);
         }
     };
-    let work = |target| async move {
+    let work = |_, target| async move {
         let open = open(target, cfg, live).await?;
         let assessed = migrate::assess(&open.session, &cfg.migrate, source).await;
         live.close(open);
         Ok(assessed?)
     };
-    each(targets, &cfg.fleet, false, work, |_| {}, finished).await;
+    each(targets, &cfg.fleet, false, work, |_| {}, finished, || {}).await;
     let count = |h| rows.iter().filter(|r| r.state == h).count();
     let (errors, invalid, pending) = (
         count(Health::Error),

@@ -92,7 +92,13 @@ async fn query(session: &Session, sql: &str, url: &str) -> Result<Vec<String>, F
 /// The base URL's server, user, password and settings, with another database name.
 pub fn on_database(base: &Database, name: &str) -> Database {
     let mut db = base.clone();
-    db.pg.dbname(name);
+    match &base.passfile {
+        // The password file may hold another line (or none) for this database.
+        Some(file) => db.pg = file.on_database(name),
+        None => {
+            db.pg.dbname(name);
+        }
+    }
     db.redacted = redacted_on(&base.redacted, name);
     db
 }

@@ -1,6 +1,7 @@
 //! Applying the steps: each transaction sent as one simple-protocol query (one round trip), a
 //! transaction that hit the DDL lock timeout retried, and errors mapped back to file,
-//! statement, line and column.
+//! statement, line and column; and the count of confirmed commits a run over many databases
+//! reports while the database is still running ([`Commits`]).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,11 @@ use crate::pg::quote::quote_literal;
 use crate::pg::{self, PgError, ServerError, Session};
 use crate::retry::Backoff;
 
+#[path = "commits.rs"]
+mod commits;
+use commits::{answered, confirmed, refused, sending};
+pub use commits::{Commits, COMMITS};
+
 pub async fn apply(
     session: &Session,
     settings: &MigrateSettings,
@@ -32,16 +38,26 @@ pub async fn apply(
     for step in steps(source, pending, settings.atomic) {
         let started = Instant::now();
         let indices = match &step {
+            Step::Transaction { indices, .. } => indices.clone(),
+            Step::Outside(i) => vec![*i],
+        };
+        sending(indices.len());
+        let result = match &step {
             Step::Transaction { indices, durable } => {
                 let batch = Batch::transaction(source, history, indices, *durable);
-                run_transaction(session, settings, source, indices, &batch, applied).await?;
-                indices.clone()
+                run_transaction(session, settings, source, indices, &batch, applied).await
             }
             Step::Outside(i) => {
-                run_outside_transaction(session, history, source, *i, applied).await?;
-                vec![*i]
+                run_outside_transaction(session, history, source, *i, applied).await
             }
         };
+        match &result {
+            Ok(()) => confirmed(),
+            Err(e) if answered(e) => refused(),
+            // The answer was lost: the migrations in flight stay unknown.
+            Err(_) => {}
+        }
+        result?;
         for i in &indices {
             info!(migration = %source.migrations[*i].file, ms = started.elapsed().as_millis() as u64, "applied");
         }
@@ -95,11 +111,11 @@ async fn run_transaction(
 }
 
 /// Sends the batch a segment at a time; the failing segment comes back with the error.
-async fn send(
+async fn send<'a>(
     client: &Client,
-    source: &Source,
+    source: &'a Source,
     batch: &Batch,
-) -> Result<(), (tokio_postgres::Error, Segment)> {
+) -> Result<(), (tokio_postgres::Error, Segment<'a>)> {
     for k in 0..batch.segment_count() {
         let segment = batch.segment(source, k);
         if let Err(e) = client.batch_execute(&segment.text).await {
@@ -252,7 +268,7 @@ async fn failure(
     client: &Client,
     source: &Source,
     indices: &[usize],
-    segment: &Segment,
+    segment: &Segment<'_>,
     err: &tokio_postgres::Error,
     applied_before: usize,
 ) -> MigrateError {

@@ -25,10 +25,13 @@ enum Part {
 /// Past this many bytes a transaction is cut into several queries (inside one transaction).
 const SEGMENT_BYTES: usize = 4 << 20;
 
-/// One query of a batch and where each of its statements came from.
-pub struct Segment {
-    pub text: String,
+/// One query of a batch and where each of its statements came from. A segment that is one
+/// large statement borrows it from the file: a 100 MB statement is not copied once more.
+pub struct Segment<'a> {
+    pub text: std::borrow::Cow<'a, str>,
     pieces: Vec<Piece>,
+    /// The text is one statement alone, without the closing `\n;\n` a joined one gets.
+    alone: bool,
 }
 
 #[derive(Debug)]
@@ -98,17 +101,38 @@ impl Batch {
     }
 
     /// The text of segment `k` and where its statements came from.
-    pub fn segment(&self, source: &Source, k: usize) -> Segment {
-        let mut seg = Segment {
-            text: String::new(),
-            pieces: Vec::new(),
-        };
-        let mut chars = 0;
+    pub fn segment<'a>(&self, source: &'a Source, k: usize) -> Segment<'a> {
         let range = self.segments.get(k).cloned().unwrap_or(0..0);
-        for part in self.parts.get(range).unwrap_or(&[]) {
+        let parts = self.parts.get(range).unwrap_or(&[]);
+        // A statement alone in its query needs no closer: the end of the query ends a `--`
+        // comment and a statement without its semicolon. It is sent as the file holds it.
+        if let [Part::Statement {
+            migration,
+            statement,
+        }] = parts
+        {
+            if let Some(m) = source.migrations.get(*migration) {
+                let (sql, file_offset) = m.statement_sql(*statement);
+                return Segment {
+                    pieces: vec![Piece {
+                        start: 0,
+                        end: sql.chars().count(),
+                        migration: *migration,
+                        statement: *statement,
+                        file_offset,
+                    }],
+                    text: std::borrow::Cow::Borrowed(sql),
+                    alone: true,
+                };
+            }
+        }
+        let mut text = String::new();
+        let mut pieces = Vec::new();
+        let mut chars = 0;
+        for part in parts {
             match part {
                 Part::Raw(s) => {
-                    seg.text.push_str(s);
+                    text.push_str(s);
                     chars += s.chars().count();
                 }
                 Part::Statement {
@@ -120,9 +144,9 @@ impl Batch {
                     };
                     let (sql, file_offset) = m.statement_sql(*statement);
                     let start = chars;
-                    seg.text.push_str(sql);
+                    text.push_str(sql);
                     chars += sql.chars().count();
-                    seg.pieces.push(Piece {
+                    pieces.push(Piece {
                         start,
                         end: chars,
                         migration: *migration,
@@ -130,23 +154,37 @@ impl Batch {
                         file_offset,
                     });
                     // A chunk may end in a `--` comment or lack its semicolon: close it.
-                    seg.text.push_str("\n;\n");
-                    chars += 3;
+                    text.push_str(CLOSER);
+                    chars += CLOSER.len();
                 }
             }
         }
-        seg
+        Segment {
+            text: std::borrow::Cow::Owned(text),
+            pieces,
+            alone: false,
+        }
     }
 
     /// The whole text, as `plan` prints it.
     pub fn text(&self, source: &Source) -> String {
-        (0..self.segments.len())
-            .map(|k| self.segment(source, k).text)
-            .collect()
+        let mut out = String::new();
+        for k in 0..self.segments.len() {
+            let segment = self.segment(source, k);
+            out.push_str(&segment.text);
+            // Printed as a joined statement would be, so `plan` shows one form for all.
+            if segment.alone {
+                out.push_str(CLOSER);
+            }
+        }
+        out
     }
 }
 
-impl Segment {
+/// Ends a statement joined to others in one query.
+const CLOSER: &str = "\n;\n";
+
+impl Segment<'_> {
     /// Maps a server error position (1-based, in characters) to the migration and its file.
     pub fn locate(&self, source: &Source, position: u32) -> Option<(usize, Location)> {
         let at = (position as usize).checked_sub(1)?;

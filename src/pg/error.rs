@@ -94,10 +94,11 @@ pub fn classify(e: &tokio_postgres::Error) -> Failure {
 }
 
 /// What the server said about a failed statement, ready to print: SQLSTATE, message, detail,
-/// hint. For a failure without a server answer (connection lost) the SQLSTATE is `-----`.
+/// hint. A failure without a server answer (connection lost) has no SQLSTATE: its message is
+/// the cause the client saw (closed, reset, timed out), never a placeholder.
 #[derive(Debug, Clone)]
 pub struct ServerError {
-    pub sqlstate: String,
+    pub sqlstate: Option<String>,
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
@@ -107,13 +108,13 @@ impl ServerError {
     pub fn from_pg(e: &tokio_postgres::Error) -> ServerError {
         match e.as_db_error() {
             Some(db) => ServerError {
-                sqlstate: db.code().code().to_string(),
+                sqlstate: Some(db.code().code().to_string()),
                 message: db.message().to_string(),
                 detail: db.detail().map(str::to_string),
                 hint: db.hint().map(str::to_string),
             },
             None => ServerError {
-                sqlstate: "-----".into(),
+                sqlstate: None,
                 message: describe(e),
                 detail: None,
                 hint: None,
@@ -124,7 +125,14 @@ impl ServerError {
 
 impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ERROR {}: {}", self.sqlstate, self.message)?;
+        match &self.sqlstate {
+            Some(code) => write!(f, "ERROR {code}: {}", self.message)?,
+            None => write!(
+                f,
+                "no answer from the server (connection lost): {}",
+                self.message
+            )?,
+        }
         if let Some(d) = &self.detail {
             write!(f, "\n  detail: {d}")?;
         }
@@ -132,5 +140,27 @@ impl std::fmt::Display for ServerError {
             write!(f, "\n  hint: {h}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerError;
+
+    /// A lost connection says so and carries its cause; no made-up SQLSTATE.
+    #[test]
+    fn a_lost_connection_prints_its_cause_not_a_placeholder() {
+        let lost = ServerError {
+            sqlstate: None,
+            message: "connection closed".into(),
+            detail: None,
+            hint: None,
+        };
+        let text = lost.to_string();
+        assert_eq!(
+            text,
+            "no answer from the server (connection lost): connection closed"
+        );
+        assert!(!text.contains("-----"));
     }
 }

@@ -2,6 +2,7 @@
 //! report, `status` over the set and exit 11 when some fail; `fail_fast`; a bad set refused
 //! before any connection. Runs side by side, sessions and signals are in `fleet/together.rs`.
 
+mod stall;
 mod together;
 
 use std::io::Write;

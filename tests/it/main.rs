@@ -9,6 +9,7 @@ mod lock;
 mod migrate;
 mod network;
 mod package;
+mod passwords;
 mod patterns;
 mod rollback;
 mod seed;

@@ -299,4 +299,28 @@ fn sigterm_mid_run_leaves_every_database_consistent_and_unlocked() {
         (&Value::from(4), &Value::from(8), &Value::from(143)),
         "{r:#}"
     );
+    // The interrupted databases committed 0001 (confirmed) and were in 0002 when the signal
+    // came: the report says so, as their history tables do.
+    for e in entries(&r) {
+        let name = e["database"].as_str().unwrap_or_default().to_string();
+        let committed = match e["outcome"].as_str() {
+            Some("interrupted") => (1, 1),
+            _ => (0, 0),
+        };
+        assert_eq!(
+            (e["applied"].as_u64(), e["unknown"].as_u64()),
+            (Some(committed.0), Some(committed.1)),
+            "{e}"
+        );
+        let recorded = match on(
+            &name,
+            "SELECT to_regclass('db_init.schema_migrations') IS NOT NULL",
+        )
+        .as_str()
+        {
+            "t" => on(&name, "SELECT count(*) FROM db_init.schema_migrations"),
+            _ => "0".into(),
+        };
+        assert_eq!(recorded, committed.0.to_string(), "{name}: {e}");
+    }
 }
