@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,28 +78,6 @@ def setup_drizzle(tmp):
     return d / "migrate.mjs", None
 
 
-def readiness(rounds):
-    """ms from 'ready to accept connections' in the server log to db-init wait exiting."""
-    data = Path(os.environ["PG_TEMP_DIR"]) / "data"
-    log = Path(os.environ["PG_TEMP_DIR"]) / "server.log"
-    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w"]
-    if os.environ.get("PG_RUN_AS"):
-        ctl = ["runuser", "-u", os.environ["PG_RUN_AS"], "--"] + ctl
-    results = []
-    for _ in range(rounds):
-        subprocess.run(ctl + ["-m", "fast", "stop"], check=True, stdout=subprocess.DEVNULL)
-        proc = subprocess.Popen([str(DB_INIT), "wait", "--database-url", f"{BASE}/postgres"], env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2)
-        subprocess.run(ctl + ["start"], check=True, stdout=subprocess.DEVNULL)
-        proc.wait(timeout=30)
-        done = datetime.now(timezone.utc)
-        ready = [l for l in log.read_text().splitlines() if "ready to accept connections" in l][-1]
-        stamp = datetime.strptime(" ".join(ready.split()[:2]), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
-        results.append((done - stamp).total_seconds() * 1000)
-    return statistics.median(results)
-
-
 def main():
     if not Path(TIME).exists():
         sys.exit("bench needs GNU time at /usr/bin/time (Debian: apt-get install time)")
@@ -126,7 +103,6 @@ def main():
             apply[tool].append(run(cmd, env))
             noop[tool].append(run(noop_cmd, env))
     med = lambda xs, i: statistics.median(x[i] for x in xs)
-    ready = readiness(max(3, rounds // 2))
     size = DB_INIT.stat().st_size / 1e6
 
     def row(key):
@@ -156,7 +132,6 @@ def main():
     else:
         print(f"| Drizzle | not measured: {why_not} | |")
     print(f"| peak RSS of db-init | {d_rss:.1f} MB | <= 12 MB |")
-    print(f"| readiness: server ready -> `db-init wait` exits | {ready:.0f} ms | <= 1000 ms |")
     print(f"| static binary size | {size:.1f} MB | <= 8 MB |")
     shutil.rmtree(tmp, ignore_errors=True)
 

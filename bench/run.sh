@@ -2,6 +2,7 @@
 # Benchmark: db-init against the psql floor and Drizzle's own migrator, in one run, on a
 # throwaway local PostgreSQL with default durability (fsync on). Prints a Markdown table.
 #   bench/run.sh [rounds]        (default 5 rounds, tools interleaved)
+#   bench/run.sh readiness [rounds]           only the readiness race (bench/readiness.py)
 #   bench/run.sh fleet [rounds] [databases]   many databases (default 1 round, 1,000 databases;
 #                                             bench/fleet.py; needs python3-yaml for the floor)
 set -euo pipefail
@@ -12,9 +13,14 @@ start_temp_pg on
 trap stop_temp_pg EXIT
 export PG_TEMP_DIR PG_TEMP_PORT PG_BIN PG_TEMP_URL
 export PG_RUN_AS=""; [ "$(id -u)" = 0 ] && PG_RUN_AS=postgres
+if [ "${1:-}" = readiness ]; then
+  python3 bench/readiness.py "${2:-5}"
+  exit 0
+fi
 if [ "${1:-}" = fleet ]; then
   python3 bench/fleet.py "${2:-1}" "${3:-1000}"
   exit 0
 fi
 python3 bench/bench.py "${1:-5}"
+python3 bench/readiness.py "${1:-5}"
 python3 bench/rollout.py "${1:-5}"

@@ -1,5 +1,6 @@
-//! Reaching the database: one session, retried with exponential backoff and jitter until
-//! `wait_timeout`, failing at once on errors that retrying cannot fix (SPEC section 1.2).
+//! Reaching the database: one session, retried until `wait_timeout` (every ~50 ms while
+//! nothing answers, with exponential backoff and jitter once the server answers "not now" or
+//! an attempt hangs), failing at once on errors that retrying cannot fix (SPEC section 1.2).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ const KEEPALIVE_INTERVAL_S: u64 = 10;
 const KEEPALIVE_COUNT: u32 = 3;
 /// Data the peer has not acknowledged for this long ends the connection.
 const TCP_USER_TIMEOUT_S: u64 = 60;
+/// The retry delay while nothing answers on the port (drawn from its upper half, 25-50 ms).
+const FLOOR: Duration = Duration::from_millis(50);
 const SERVER_KEEPALIVES: &str =
     "-c tcp_keepalives_idle=20 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
 
@@ -71,10 +74,12 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
     let started = Instant::now();
     let deadline = started + s.wait_timeout;
     let mut backoff = Backoff::new(s.retry_initial, s.retry_max);
+    let mut floor = Backoff::new(FLOOR.min(s.retry_max), FLOOR.min(s.retry_max));
     let mut attempts = 0u32;
     let mut last_info: Option<Instant> = None;
     loop {
         attempts += 1;
+        let mut absent = false;
         let budget = s
             .connect_timeout
             .min(deadline.saturating_duration_since(Instant::now()))
@@ -119,7 +124,11 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
                         reason: describe(&e),
                     })
                 }
-                Failure::Transient => describe(&e),
+                Failure::Absent => {
+                    absent = true;
+                    describe(&e)
+                }
+                Failure::Busy => describe(&e),
             },
             Err(_) => format!("connection attempt timed out after {budget:?} (connect_timeout)"),
         };
@@ -137,6 +146,13 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
                 last,
             });
         }
-        tokio::time::sleep(backoff.next_delay().min(deadline - now)).await;
+        // Nobody is there to be loaded by the attempts: come back at the floor, so the wait
+        // ends within ~50 ms of the server listening. The exponential schedule only advances
+        // while the server itself pushes back.
+        let delay = match absent {
+            true => floor.next_delay(),
+            false => backoff.next_delay(),
+        };
+        tokio::time::sleep(delay.min(deadline - now)).await;
     }
 }

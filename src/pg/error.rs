@@ -48,8 +48,12 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 /// What a failed connection attempt means for the next one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// The server is starting, busy or not reachable yet: try again.
-    Transient,
+    /// Nothing answers yet (refused, no route, the name does not resolve, closed before the
+    /// server spoke): the server is not up, and an attempt costs it nothing, so try again soon.
+    Absent,
+    /// The server itself answered "not now" (starting up, too many connections, a pooler
+    /// without a backend): back off, so the attempts do not add to its load.
+    Busy,
     /// Retrying cannot help: authentication, missing database, bad configuration.
     Refused,
     /// The TLS handshake failed (untrusted certificate, wrong host name).
@@ -58,7 +62,7 @@ pub enum Failure {
 
 /// Sorts a connection failure by its type, not its text: server errors by SQLSTATE class,
 /// rustls errors as TLS, I/O errors (DNS, refused, reset) and connections closed without a
-/// cause as transient. tokio-postgres keeps its error kinds private; what is left (an
+/// cause as absent. tokio-postgres keeps its error kinds private; what is left (an
 /// authentication, configuration or "server does not support TLS" error) carries a cause that
 /// is not I/O, and retrying would not change it.
 pub fn classify(e: &tokio_postgres::Error) -> Failure {
@@ -68,14 +72,14 @@ pub fn classify(e: &tokio_postgres::Error) -> Failure {
             || code == &SqlState::TOO_MANY_CONNECTIONS
             || class == Some("08")
         {
-            Failure::Transient
+            Failure::Busy
         } else {
             Failure::Refused
         };
     }
     let mut cause = e.source();
     if cause.is_none() {
-        return Failure::Transient;
+        return Failure::Absent;
     }
     while let Some(c) = cause {
         if c.downcast_ref::<rustls::Error>().is_some() {
@@ -86,7 +90,11 @@ pub fn classify(e: &tokio_postgres::Error) -> Failure {
             if inner.is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some()) {
                 return Failure::Tls;
             }
-            return Failure::Transient;
+            // A socket that accepted and then stalled is a hang, which backs off.
+            return match io.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Failure::Busy,
+                _ => Failure::Absent,
+            };
         }
         cause = c.source();
     }
@@ -145,7 +153,24 @@ impl std::fmt::Display for ServerError {
 
 #[cfg(test)]
 mod tests {
-    use super::ServerError;
+    use super::{classify, Failure, ServerError};
+
+    /// Nothing listening and a name that does not resolve are "absent" (retried at the floor),
+    /// not "busy" (backed off): an attempt then costs the server nothing.
+    #[tokio::test]
+    async fn nothing_listening_and_no_such_host_are_absent() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+        let port = closed.map(|a| a.port()).unwrap_or(1);
+        for url in [
+            format!("postgres://u@127.0.0.1:{port}/d"),
+            "postgres://u@db-init-no-such-host.invalid/d".to_string(),
+        ] {
+            let Err(e) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+                panic!("{url} connected");
+            };
+            assert_eq!(classify(&e), Failure::Absent, "{url}: {e:?}");
+        }
+    }
 
     /// A lost connection says so and carries its cause; no made-up SQLSTATE.
     #[test]
