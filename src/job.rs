@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::exit::Error;
+use crate::idle;
 use crate::migrate::{self, source, MigrateError, Source};
 use crate::pg::lock::{self, Mode};
 use crate::pg::Session;
@@ -87,14 +88,18 @@ pub async fn wave(session: &Session, key: i64) -> Result<String, Error> {
 /// a rollout finish together, and each migration and seed runs once per rollout.
 pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<Done, Error> {
     let key = cfg.lock.key;
-    let wave = wave(session, key).await?;
     let mut wait = lock::Wait::new(cfg.lock);
+    // The first try also subscribes to the release and reads when this rollout began.
+    let mut listen = Some(started().elapsed() + WAVE_WINDOW);
+    let mut wave = String::new();
     loop {
         let seen = session.wakeups_seen();
-        if lock::try_take(session, &wait, Mode::Shared).await? {
-            let idle = nothing_to_do(session, cfg, inputs, &wave).await;
-            lock::release(session, key, Mode::Shared).await?;
-            if let Some(done) = idle? {
+        let head = idle::try_shared(session, cfg, inputs, &wait, listen.take()).await?;
+        if let Some(start) = &head.wave {
+            wave.clone_from(start);
+        }
+        if head.shared {
+            if let Some(done) = idle::check(session, cfg, inputs, &wave, &head).await? {
                 return Ok(done);
             }
         }
@@ -108,35 +113,6 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
         }
         wait.next(session, seen).await?;
     }
-}
-
-/// Read only: `Some` when every migration is applied and every seed done for this wave.
-async fn nothing_to_do(
-    session: &Session,
-    cfg: &Config,
-    inputs: &Inputs,
-    wave: &str,
-) -> Result<Option<Done>, Error> {
-    let mut already_applied = 0;
-    if let Some(source) = &inputs.source {
-        let a = migrate::assess(session, &cfg.migrate, source).await?;
-        let busy = !a.plan.problems.is_empty() || a.upgrade.is_some();
-        if busy || !a.plan.pending().is_empty() {
-            return Ok(None);
-        }
-        for w in &a.plan.warnings {
-            tracing::warn!("{w}");
-        }
-        already_applied = a.plan.entries.len();
-    }
-    if !seed::all_done(session, &cfg.seed, &inputs.seeds, wave).await? {
-        return Ok(None);
-    }
-    Ok(Some(Done {
-        applied: 0,
-        already_applied,
-        seeds_run: 0,
-    }))
 }
 
 /// Migrate, then seed, under the exclusive lock.

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod fleet;
+pub mod idle;
 pub mod job;
 pub mod logging;
 pub mod migrate;

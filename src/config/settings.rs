@@ -51,7 +51,7 @@ pub const SETTINGS: &[Setting] = &[
     s("seeds", Some("./seeds"), "./seeds", "DIR", "Seeds folder; absent folder = no seeds"),
     s("wait_timeout", Some("120s"), "120s", "DURATION", "Give up waiting for the database (exit 3)"),
     s("connect_timeout", Some("5s"), "5s", "DURATION", "Bound on one connection attempt"),
-    s("retry_initial", Some("100ms"), "100ms", "DURATION", "First retry delay while waiting"),
+    s("retry_initial", Some("50ms"), "50ms", "DURATION", "First retry delay while the server answers \"not now\""),
     s("retry_max", Some("1s"), "1s", "DURATION", "Cap on the retry delay while waiting"),
     s("lock_timeout", Some("600s"), "600s", "DURATION", "Give up waiting for the advisory lock (exit 5)"),
     s("lock_key", Some("7815895486951160637"), "7815895486951160637", "INT", "Advisory lock key, a 64-bit integer"),

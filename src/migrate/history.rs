@@ -18,6 +18,34 @@ pub enum Shape {
     V1,
 }
 
+impl Shape {
+    /// What [`History::shape_expr`] said; `None` when the table does not exist.
+    pub fn parse(text: Option<&str>) -> Option<Shape> {
+        match text {
+            Some("v1") => Some(Shape::V1),
+            Some("v0") => Some(Shape::V0),
+            _ => None,
+        }
+    }
+}
+
+/// The rows of [`History::rows_sql`]'s answer (its first result set, up to its end).
+pub fn rows_from(messages: &[SimpleQueryMessage]) -> Vec<AppliedRow> {
+    messages
+        .iter()
+        .take_while(|m| !matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(AppliedRow {
+                id: row.get(0).and_then(|v| v.parse::<i64>().ok()),
+                version: row.get(1).and_then(|v| v.parse::<i64>().ok()),
+                checksum: row.get(2).unwrap_or_default().to_string(),
+                name: row.get(3).map(str::to_string),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// An existing history table.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -57,22 +85,36 @@ impl History {
     /// whether the table exists and whether it has Drizzle v1's `name` column, so a run with
     /// nothing to do issues no DDL and no failing statement.
     pub async fn read(&self, client: &Client) -> Result<Option<Table>, PgError> {
+        let shape = first_text(client, &format!("SELECT {}", self.shape_expr()))
+            .await
+            .map_err(|e| PgError::new("reading the history", e))?;
+        let Some(shape) = Shape::parse(shape.as_deref()) else {
+            return Ok(None);
+        };
+        let messages = client
+            .simple_query(&self.rows_sql(shape))
+            .await
+            .map_err(|e| PgError::new(format!("reading {}", self.qualified()), e))?;
+        Ok(Some(Table {
+            shape,
+            rows: rows_from(&messages),
+        }))
+    }
+
+    /// A column expression: `'none'`, `'v0'` or `'v1'` (see [`Shape::parse`]), so the shape can
+    /// ride along in a query that asks something else.
+    pub fn shape_expr(&self) -> String {
         let table = quote_literal(&self.qualified());
-        let shape_sql = format!(
-            "SELECT CASE WHEN to_regclass({table}) IS NULL THEN 'none' \
+        format!(
+            "CASE WHEN to_regclass({table}) IS NULL THEN 'none' \
              WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({table}) \
              AND attname = 'name' AND NOT attisdropped) THEN 'v1' ELSE 'v0' END"
-        );
-        let shape = match first_text(client, &shape_sql)
-            .await
-            .map_err(|e| PgError::new("reading the history", e))?
-            .as_deref()
-        {
-            Some("v1") => Shape::V1,
-            Some("v0") => Shape::V0,
-            _ => return Ok(None),
-        };
-        let sql = match (self.layout, shape) {
+        )
+    }
+
+    /// The rows of an existing table of `shape`, in the order the planners expect.
+    pub fn rows_sql(&self, shape: Shape) -> String {
+        match (self.layout, shape) {
             (Layout::Numbered, _) => format!(
                 "SELECT NULL, version, checksum, NULL FROM {} ORDER BY version",
                 self.qualified()
@@ -85,23 +127,7 @@ impl History {
                 "SELECT id, created_at, hash, name FROM {} ORDER BY id",
                 self.qualified()
             ),
-        };
-        let messages = client
-            .simple_query(&sql)
-            .await
-            .map_err(|e| PgError::new(format!("reading {}", self.qualified()), e))?;
-        let mut rows = Vec::new();
-        for msg in messages {
-            if let SimpleQueryMessage::Row(row) = msg {
-                rows.push(AppliedRow {
-                    id: row.get(0).and_then(|v| v.parse::<i64>().ok()),
-                    version: row.get(1).and_then(|v| v.parse::<i64>().ok()),
-                    checksum: row.get(2).unwrap_or_default().to_string(),
-                    name: row.get(3).map(str::to_string),
-                });
-            }
         }
-        Ok(Some(Table { shape, rows }))
     }
 
     /// Drizzle's DDL, statement for statement, so `pg_dump` cannot tell who created the table.

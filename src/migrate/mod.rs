@@ -88,7 +88,7 @@ pub enum MigrateError {
 }
 
 /// Bound on reading the history: a network that stops forwarding must not hang a pod start.
-const HISTORY_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+pub const HISTORY_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl MigrateError {
     pub fn validation(problems: Vec<Problem>) -> Result<(), MigrateError> {
@@ -132,6 +132,16 @@ pub async fn assess(
             })
         }
     };
+    Ok(judge(settings, source, history, table))
+}
+
+/// Plans the folder against a history table already read (`None`: it does not exist).
+pub fn judge(
+    settings: &MigrateSettings,
+    source: &Source,
+    history: History,
+    table: Option<history::Table>,
+) -> Assessment {
     let policy = Policy::new(settings, source.layout);
     let (mut plan, upgrade) = match source.layout {
         Layout::DrizzleV1 => plan_v1::plan(&source.migrations, table.as_ref(), &policy),
@@ -150,12 +160,12 @@ pub async fn assess(
     // The folder's own problems and warnings first: one report with everything.
     plan.problems.splice(0..0, source.problems.iter().cloned());
     plan.warnings.splice(0..0, source.warnings.iter().cloned());
-    Ok(Assessment {
+    Assessment {
         history,
         plan,
         table_exists: table.is_some(),
         upgrade,
-    })
+    }
 }
 
 /// Drizzle v1's upgrade of a 0.x history table, in one transaction, saying which row became

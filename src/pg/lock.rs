@@ -71,12 +71,8 @@ pub enum Mode {
 /// (polling stays as the fallback); returns, in the server's clock, the time `ago` before now
 /// (when this process started: replicas started together are one rollout, a "wave").
 pub async fn listen(client: &Client, key: i64, ago: Duration) -> Result<String, LockError> {
-    let sql = format!(
-        "LISTEN {}; SELECT (now() - interval '{} milliseconds')::text",
-        channel(key),
-        ago.as_millis()
-    );
-    let now = tokio::time::timeout(POLL_GRACE * 6, first_text(client, &sql)).await;
+    let sql = format!("{} SELECT {}", listen_sql(key), wave_expr(ago));
+    let now = tokio::time::timeout(LISTEN_BOUND, first_text(client, &sql)).await;
     match now {
         Ok(Ok(now)) => Ok(now.unwrap_or_default()),
         Ok(Err(e)) => Err(LockError::Database {
@@ -86,27 +82,52 @@ pub async fn listen(client: &Client, key: i64, ago: Duration) -> Result<String, 
         Err(_) => Err(LockError::Unanswered {
             key,
             what: "LISTEN",
-            waited: POLL_GRACE * 6,
+            waited: LISTEN_BOUND,
         }),
     }
+}
+
+/// The statement that subscribes to the lock's channel.
+pub fn listen_sql(key: i64) -> String {
+    format!("LISTEN {};", channel(key))
+}
+
+/// A column expression: the server's clock `ago` before now, as text (the wave's start).
+pub fn wave_expr(ago: Duration) -> String {
+    format!(
+        "(now() - interval '{} milliseconds')::text",
+        ago.as_millis()
+    )
 }
 
 fn channel(key: i64) -> String {
     format!("db_init_lock_{}", key as u64)
 }
 
+/// A column expression: one try of the lock, true when taken.
+pub fn try_expr(key: i64, mode: Mode) -> String {
+    match mode {
+        Mode::Shared => format!("pg_try_advisory_lock_shared({key})"),
+        Mode::Exclusive => format!("pg_try_advisory_lock({key})"),
+    }
+}
+
+/// The statement that releases a hold.
+pub fn unlock_sql(key: i64, mode: Mode) -> String {
+    match mode {
+        Mode::Shared => format!("SELECT pg_advisory_unlock_shared({key})"),
+        Mode::Exclusive => format!("SELECT pg_advisory_unlock({key})"),
+    }
+}
+
 /// One try, never a blocking wait (a waiter's snapshot would stall the holder's
 /// `CREATE INDEX CONCURRENTLY`), and never a wait for an answer that does not come.
-/// A poll that gets no answer (a network that stops forwarding) ends at `lock_timeout` (plus
-/// a grace for the answer in flight) like any other wait for the lock.
+/// A poll that gets no answer (a network that stops forwarding) ends at `lock_timeout` like
+/// any other wait for the lock.
 pub async fn try_take(client: &Client, wait: &Wait, mode: Mode) -> Result<bool, LockError> {
     let key = wait.lock.key;
-    let sql = match mode {
-        Mode::Shared => format!("SELECT pg_try_advisory_lock_shared({key})"),
-        Mode::Exclusive => format!("SELECT pg_try_advisory_lock({key})"),
-    };
-    let bound = wait.lock.timeout.saturating_sub(wait.started.elapsed()) + POLL_GRACE;
-    match tokio::time::timeout(bound, first_text(client, &sql)).await {
+    let sql = format!("SELECT {}", try_expr(key, mode));
+    match tokio::time::timeout(wait.poll_bound(), first_text(client, &sql)).await {
         Ok(Ok(got)) => Ok(got.as_deref() == Some("t")),
         Ok(Err(e)) => Err(LockError::Database {
             key,
@@ -121,10 +142,7 @@ pub async fn try_take(client: &Client, wait: &Wait, mode: Mode) -> Result<bool, 
 }
 
 pub async fn release(client: &Client, key: i64, mode: Mode) -> Result<(), LockError> {
-    let sql = match mode {
-        Mode::Shared => format!("SELECT pg_advisory_unlock_shared({key})"),
-        Mode::Exclusive => format!("SELECT pg_advisory_unlock({key})"),
-    };
+    let sql = unlock_sql(key, mode);
     match tokio::time::timeout(RELEASE_BOUND, first_text(client, &sql)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(LockError::Database {
@@ -147,9 +165,15 @@ pub async fn notify(client: &Client, key: i64) {
     }
 }
 
-/// How long the unlock and `NOTIFY` may wait for their answer; `LISTEN` six times this grace.
+/// How long the unlock and `NOTIFY` may wait for their answer.
 const RELEASE_BOUND: Duration = Duration::from_secs(10);
+/// How long `LISTEN` (the first query of a session's job) may wait for its answer.
+pub const LISTEN_BOUND: Duration = Duration::from_secs(30);
+/// How long the holder's description may take when the wait is reported.
 const POLL_GRACE: Duration = Duration::from_secs(5);
+/// The least time a poll gets for its answer, so the last poll before `lock_timeout` is not
+/// cut off before the server can answer.
+const POLL_FLOOR: Duration = Duration::from_millis(100);
 
 /// The wait between tries: until a notification or the next poll (50 ms up to 1 s, jittered),
 /// reporting the holder every 10 s, and giving up at `lock_timeout`.
@@ -168,6 +192,23 @@ impl Wait {
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
             last_report: None,
         }
+    }
+
+    /// How long a poll may wait for its answer: until `lock_timeout`, so a network that stops
+    /// forwarding ends the wait then (exit 5).
+    pub fn poll_bound(&self) -> Duration {
+        self.lock
+            .timeout
+            .saturating_sub(self.started.elapsed())
+            .max(POLL_FLOOR)
+    }
+
+    pub fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn key(&self) -> i64 {
+        self.lock.key
     }
 
     /// Returns when it is time to try again; `seen` is the session's notification count

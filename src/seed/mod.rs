@@ -4,7 +4,7 @@
 
 mod load;
 pub mod plan;
-mod runs;
+pub mod runs;
 mod sql;
 mod upsert;
 mod yaml;
@@ -66,7 +66,12 @@ pub async fn all_done(
         return Ok(true);
     }
     let previous = runs::read(session, wave).await?.unwrap_or_default();
-    Ok(seeds.iter().all(|s| is_done(s, settings.mode, &previous)))
+    Ok(all_done_after(settings, seeds, &previous))
+}
+
+/// Whether every seed is done, given the earlier runs.
+pub fn all_done_after(settings: &SeedSettings, seeds: &[SeedFile], previous: &[runs::Run]) -> bool {
+    seeds.iter().all(|s| is_done(s, settings.mode, previous))
 }
 
 /// Runs the seeds; returns how many ran. `wave` is when this process's session started: an

@@ -1,6 +1,8 @@
 //! Every statement on `db_init.seed_runs`, the record of which seed ran with which checksum
 //! (db-init's own schema, never `public`: `drizzle-kit push` drops unknown tables there).
 
+use tokio_postgres::SimpleQueryMessage;
+
 use super::SeedFile;
 use crate::pg::quote::quote_literal;
 use crate::pg::{first_text, PgError, Session};
@@ -19,35 +21,46 @@ pub struct Run {
 
 /// The earlier runs, or `None` when the table does not exist yet.
 pub async fn read(session: &Session, wave: &str) -> Result<Option<Vec<Run>>, PgError> {
-    let exists = first_text(
-        session,
-        &format!("SELECT to_regclass('{RUNS}') IS NOT NULL"),
-    )
-    .await
-    .map_err(|e| PgError::new(format!("reading {RUNS}"), e))?;
+    let exists = first_text(session, &format!("SELECT {}", exists_expr()))
+        .await
+        .map_err(|e| PgError::new(format!("reading {RUNS}"), e))?;
     if exists.as_deref() != Some("t") {
         return Ok(None);
     }
-    let sql = format!(
-        "SELECT name, checksum, coalesce(last_run_at >= {}::timestamptz, false) FROM {RUNS}",
-        quote_literal(wave)
-    );
     let rows = session
-        .simple_query(&sql)
+        .simple_query(&rows_sql(wave))
         .await
         .map_err(|e| PgError::new(format!("reading {RUNS}"), e))?;
-    Ok(Some(
-        rows.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(Run {
-                    name: r.get(0)?.to_string(),
-                    checksum: r.get(1).unwrap_or_default().to_string(),
-                    in_wave: r.get(2) == Some("t"),
-                }),
-                _ => None,
-            })
-            .collect(),
-    ))
+    Ok(Some(runs_from(&rows)))
+}
+
+/// A column expression, true when the table exists.
+pub fn exists_expr() -> String {
+    format!("to_regclass('{RUNS}') IS NOT NULL")
+}
+
+/// The earlier runs, each marked whether it ran since `wave`.
+pub fn rows_sql(wave: &str) -> String {
+    format!(
+        "SELECT name, checksum, coalesce(last_run_at >= {}::timestamptz, false) FROM {RUNS}",
+        quote_literal(wave)
+    )
+}
+
+/// The runs of [`rows_sql`]'s answer (its first result set, up to its end).
+pub fn runs_from(messages: &[SimpleQueryMessage]) -> Vec<Run> {
+    messages
+        .iter()
+        .take_while(|m| !matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(Run {
+                name: r.get(0)?.to_string(),
+                checksum: r.get(1).unwrap_or_default().to_string(),
+                in_wave: r.get(2) == Some("t"),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Creates the table (db-init's own schema) before the first seed is recorded.

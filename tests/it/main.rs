@@ -12,6 +12,7 @@ mod package;
 mod passwords;
 mod patterns;
 mod rollback;
+mod round_trips;
 mod seed;
 mod tls;
 mod wait;

@@ -1,0 +1,181 @@
+//! The check that a run has nothing to do, in two round trips under the shared advisory lock:
+//! the lock's try with what it needs to know first (`LISTEN`, the server's clock, whether the
+//! history and the seed runs exist), then the rows of both and the unlock.
+
+use std::time::Duration;
+
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::config::Config;
+use crate::exit::Error;
+use crate::job::{Done, Inputs};
+use crate::migrate::history::{self, Shape, Table};
+use crate::migrate::{self, History, MigrateError};
+use crate::pg::lock::{self, LockError, Mode, Wait};
+use crate::pg::{PgError, Session};
+use crate::seed::{self, runs};
+
+/// What the first query found.
+pub struct Head {
+    /// The wave's start in the server's clock, when the query subscribed (`LISTEN`).
+    pub wave: Option<String>,
+    /// Whether the shared lock was taken.
+    pub shared: bool,
+    shape: Option<Shape>,
+    runs_table: bool,
+}
+
+/// Tries the shared lock; with `listen` (how long ago this process's rollout began), the first
+/// try of a session also subscribes to the lock's release and reads the server's clock.
+pub async fn try_shared(
+    session: &Session,
+    cfg: &Config,
+    inputs: &Inputs,
+    wait: &Wait,
+    listen: Option<Duration>,
+) -> Result<Head, Error> {
+    let key = wait.key();
+    let history = inputs
+        .source
+        .as_ref()
+        .map(|s| History::new(s.layout, &cfg.migrate));
+    let sql = format!(
+        "{}SELECT {}, {}, {}, {}",
+        listen
+            .map(|_| lock::listen_sql(key) + " ")
+            .unwrap_or_default(),
+        listen.map(lock::wave_expr).unwrap_or_else(|| "NULL".into()),
+        lock::try_expr(key, Mode::Shared),
+        history
+            .as_ref()
+            .map(History::shape_expr)
+            .unwrap_or_else(|| "NULL".into()),
+        match inputs.seeds.is_empty() {
+            true => "false".into(),
+            false => runs::exists_expr(),
+        },
+    );
+    let bound = match listen {
+        Some(_) => lock::LISTEN_BOUND,
+        None => wait.poll_bound(),
+    };
+    let messages = match tokio::time::timeout(bound, session.simple_query(&sql)).await {
+        Ok(Ok(messages)) => messages,
+        Ok(Err(e)) => {
+            let source = PgError::new("taking the shared lock", e);
+            return Err(LockError::Database { key, source }.into());
+        }
+        // A poll that gets no answer is a wait for the lock like any other (exit 5).
+        Err(_) if listen.is_none() => {
+            return Err(LockError::Timeout {
+                key,
+                waited: wait.waited(),
+                holder: "unknown: the server stopped answering the lock poll".into(),
+            }
+            .into())
+        }
+        Err(_) => {
+            return Err(LockError::Unanswered {
+                key,
+                what: "LISTEN",
+                waited: bound,
+            }
+            .into())
+        }
+    };
+    let row = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let column = |i: usize| row.and_then(|r| r.get(i));
+    Ok(Head {
+        wave: column(0).map(str::to_string),
+        shared: column(1) == Some("t"),
+        shape: Shape::parse(column(2)),
+        runs_table: column(3) == Some("t"),
+    })
+}
+
+/// Under the shared lock `head` took: `Some` when every migration is applied and every seed
+/// done for this wave. Releases the shared lock in the same round trip as the reads.
+pub async fn check(
+    session: &Session,
+    cfg: &Config,
+    inputs: &Inputs,
+    wave: &str,
+    head: &Head,
+) -> Result<Option<Done>, Error> {
+    let key = cfg.lock.key;
+    let history = inputs
+        .source
+        .as_ref()
+        .map(|s| History::new(s.layout, &cfg.migrate));
+    let mut sql = Vec::new();
+    let rows_at = match (&history, head.shape) {
+        (Some(h), Some(shape)) => {
+            sql.push(h.rows_sql(shape));
+            Some(sql.len() - 1)
+        }
+        _ => None,
+    };
+    let runs_at = match !inputs.seeds.is_empty() && head.runs_table {
+        true => {
+            sql.push(runs::rows_sql(wave));
+            Some(sql.len() - 1)
+        }
+        false => None,
+    };
+    sql.push(lock::unlock_sql(key, Mode::Shared));
+    let bound = migrate::HISTORY_BOUND;
+    let messages = match tokio::time::timeout(bound, session.simple_query(&sql.join(";\n"))).await {
+        Ok(Ok(messages)) => messages,
+        Ok(Err(e)) => {
+            // The unlock came after the statement that failed: release it on its own.
+            let _ = lock::release(session, key, Mode::Shared).await;
+            let source = PgError::new("reading the history and the seed runs", e);
+            return Err(MigrateError::History(source).into());
+        }
+        Err(_) => {
+            return Err(MigrateError::Stalled {
+                what: "the history read",
+                waited: bound,
+            }
+            .into())
+        }
+    };
+    let results = results(&messages);
+    let result = |at: Option<usize>| at.and_then(|i| results.get(i).copied()).unwrap_or(&[]);
+    let mut already_applied = 0;
+    if let (Some(source), Some(history)) = (&inputs.source, history) {
+        let table = head.shape.map(|shape| Table {
+            shape,
+            rows: history::rows_from(result(rows_at)),
+        });
+        let a = migrate::judge(&cfg.migrate, source, history, table);
+        let busy = !a.plan.problems.is_empty() || a.upgrade.is_some();
+        if busy || !a.plan.pending().is_empty() {
+            return Ok(None);
+        }
+        for w in &a.plan.warnings {
+            tracing::warn!("{w}");
+        }
+        already_applied = a.plan.entries.len();
+    }
+    let previous = runs::runs_from(result(runs_at));
+    if !seed::all_done_after(&cfg.seed, &inputs.seeds, &previous) {
+        return Ok(None);
+    }
+    Ok(Some(Done {
+        applied: 0,
+        already_applied,
+        seeds_run: 0,
+    }))
+}
+
+/// The answer of a multi-statement query, one slice per statement (each up to and including
+/// its `CommandComplete`).
+fn results(messages: &[SimpleQueryMessage]) -> Vec<&[SimpleQueryMessage]> {
+    messages
+        .split_inclusive(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .collect()
+}
