@@ -146,12 +146,12 @@ pub(crate) async fn connect<'a>(
     Ok(cell.get_or_init(|| session))
 }
 
-/// wait, lock, migrate, seed. The folders are read and checked before any connection, so a
-/// broken folder fails fast and never waits for a lock.
+/// wait, lock, migrate, seed. The folders are read and checked while the connection is made,
+/// and before anything is sent on it, so a broken folder fails fast (even while the database
+/// is still down) and never waits for a lock.
 async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Success, Error> {
     let started = Instant::now();
-    let inputs = job::Inputs::load(cfg, parts)?;
-    let session = connect(cfg, cell).await?;
+    let (inputs, session) = read_while_connecting(cfg, cell, parts).await?;
     let done = job::run_on(session, cfg, &inputs).await?;
     info!(
         applied = done.applied,
@@ -164,6 +164,39 @@ async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Suc
         done.seeds_run
     );
     Ok(Success::Done)
+}
+
+/// The folders, read on their own thread while the connection is made: on a big folder the
+/// two take about as long, and the start pays only the longer. The folder's answer comes
+/// first: its problems are reported whatever the connection does.
+async fn read_while_connecting<'a>(
+    cfg: &Config,
+    cell: &'a OnceCell<Session>,
+    parts: Parts,
+) -> Result<(job::Inputs, &'a Session), Error> {
+    let (tx, mut reading) = tokio::sync::oneshot::channel();
+    let own = cfg.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(job::Inputs::load(&own, parts));
+    });
+    let mut connecting = std::pin::pin!(connect(cfg, cell));
+    let mut connected = None;
+    let read = loop {
+        tokio::select! {
+            read = &mut reading => break read,
+            session = &mut connecting, if connected.is_none() => connected = Some(session),
+        }
+    };
+    // The thread ends only by sending, unless reading the folder panicked.
+    let inputs = match read {
+        Ok(inputs) => inputs?,
+        Err(_) => job::Inputs::load(cfg, parts)?,
+    };
+    let session = match connected {
+        Some(session) => session?,
+        None => connecting.await?,
+    };
+    Ok((inputs, session))
 }
 
 async fn assessed(cfg: &Config, cell: &OnceCell<Session>) -> Result<(Source, Assessment), Error> {

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use super::drizzle_v1::{parse_folder_name, sort_like_drizzle};
-use super::migration::{Migration, Split};
+use super::migration::Split;
+use super::read::{read_all, Wanted};
 use super::source::{io, Source};
 use super::{MigrateError, Problem, Warning};
 
@@ -32,6 +33,7 @@ pub fn load(source: &mut Source, mut names: Vec<String>) -> Result<(), MigrateEr
             message: e.to_string(),
         });
     }
+    let mut wanted = Vec::new();
     for name in names {
         let created_at = match parse_folder_name(&name) {
             Ok(parsed) => parsed.created_at_millis,
@@ -43,11 +45,17 @@ pub fn load(source: &mut Source, mut names: Vec<String>) -> Result<(), MigrateEr
                 continue;
             }
         };
-        let path = dir.join(&name).join("migration.sql");
-        let bytes = crate::text::read_file(&path).map_err(io(&path))?;
-        let file = format!("{name}/migration.sql");
-        let m = Migration::new(created_at, name, file, bytes, Split::Breakpoints);
-        source.migrations.push(m);
+        wanted.push(Wanted {
+            version: created_at,
+            file: format!("{name}/migration.sql"),
+            name,
+            split: Split::Breakpoints,
+        });
+    }
+    for read in read_all(&dir, wanted) {
+        source
+            .migrations
+            .push(read.map_err(|u| io(&u.path)(u.error))?);
     }
     // Plain .sql files (an old-layout file merged after `drizzle-kit up`): ignored by Drizzle v1.
     for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {

@@ -10,6 +10,7 @@ pub mod new;
 pub mod plan;
 mod plan_v1;
 mod problem;
+mod read;
 pub mod repair;
 pub mod source;
 pub mod sql;

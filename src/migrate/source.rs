@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::migration::{Migration, Outside, Split};
+use super::read::{read_all, Wanted};
 use super::{MigrateError, Problem, Warning};
 use crate::config::{MigrateSettings, Unlisted};
 
@@ -119,6 +120,7 @@ fn load_drizzle(
     let mut tags = HashSet::new();
     let mut whens = HashSet::new();
     let mut listed = HashSet::new();
+    let mut wanted = Vec::new();
     for entry in &journal.entries {
         let file = format!("{}.sql", entry.tag);
         listed.insert(file.clone());
@@ -142,21 +144,23 @@ fn load_drizzle(
             });
             continue;
         }
-        match crate::text::read_file(&dir.join(&file)) {
-            Ok(bytes) => source.migrations.push(Migration::new(
-                entry.when,
-                entry.tag.clone(),
-                file,
-                bytes,
-                Split::Breakpoints,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        wanted.push(Wanted {
+            version: entry.when,
+            name: entry.tag.clone(),
+            file,
+            split: Split::Breakpoints,
+        });
+    }
+    for read in read_all(&dir, wanted) {
+        match read {
+            Ok(m) => source.migrations.push(m),
+            Err(u) if u.error.kind() == std::io::ErrorKind::NotFound => {
                 source.problems.push(Problem::NoFileForEntry {
-                    tag: entry.tag.clone(),
-                    file,
+                    tag: u.wanted.name,
+                    file: u.wanted.file,
                 })
             }
-            Err(e) => return Err(io(&dir.join(file))(e)),
+            Err(u) => return Err(io(&u.path)(u.error)),
         }
     }
     for name in sorted_files(&dir)? {
@@ -187,6 +191,7 @@ fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .count();
     let mut seen: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    let mut wanted = Vec::new();
     for name in sorted_files(&dir)? {
         if name.starts_with('.') || name.ends_with(".down.sql") {
             continue;
@@ -210,10 +215,17 @@ fn load_numbered(source: &mut Source) -> Result<(), MigrateError> {
             continue;
         }
         seen.insert(version, name.clone());
-        let path = dir.join(&name);
-        let bytes = crate::text::read_file(&path).map_err(io(&path))?;
-        let m = Migration::new(version, rest.to_string(), name, bytes, Split::Statements);
-        source.migrations.push(m);
+        wanted.push(Wanted {
+            version,
+            name: rest.to_string(),
+            file: name,
+            split: Split::Statements,
+        });
+    }
+    for read in read_all(&dir, wanted) {
+        source
+            .migrations
+            .push(read.map_err(|u| io(&u.path)(u.error))?);
     }
     source.migrations.sort_by_key(|m| m.version);
     // A folder of folders that are not Drizzle v1 migrations is no layout db-init knows: never
