@@ -96,9 +96,14 @@ pub fn error_code(e: &Error) -> u8 {
         Error::Lock(LockError::Database { .. } | LockError::Unanswered { .. }) => 9,
         Error::Migrate(MigrateError::Validation { .. }) => 7,
         Error::Migrate(MigrateError::Io { .. }) => 2,
-        Error::Migrate(MigrateError::History(_) | MigrateError::Stalled { .. }) => 9,
-        Error::Migrate(MigrateError::Failed(_) | MigrateError::Database(_)) => 6,
+        // A database error that is not a migration's own: the history, the lock, the session
+        // settings, a baseline or a repair. Never 6, which says a migration failed.
+        Error::Migrate(
+            MigrateError::History(_) | MigrateError::Stalled { .. } | MigrateError::Database(_),
+        ) => 9,
+        Error::Migrate(MigrateError::Failed(_)) => 6,
         Error::Seed(SeedError::Io { .. }) => 2,
+        Error::Seed(SeedError::Records(_)) => 9,
         Error::Seed(_) => 8,
         Error::Interrupted {
             signal: Signal::Int,

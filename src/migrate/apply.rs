@@ -195,11 +195,17 @@ async fn run_outside_transaction(
         false => history.insert_sql(m, Some(ms)),
     };
     client.batch_execute(&record).await.map_err(|e| {
-        PgError::new(
-            format!("recording {} in {}", m.file, history.qualified()),
-            e,
-        )
-        .into()
+        let note = format!(
+            "{} runs outside a transaction: all {} of its statements were committed, but its history row \
+             could not be written in {}, so a rerun would run it again. Once it is checked, record it with \
+             `db-init baseline --migration {}`. {}",
+            m.file,
+            statements.len(),
+            history.qualified(),
+            m.name,
+            kept_note(applied_before)
+        );
+        failed(m, Location::default(), &e, note)
     })
 }
 

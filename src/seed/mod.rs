@@ -43,6 +43,10 @@ pub enum SeedError {
     },
     #[error("seeds: {0}")]
     Database(#[from] PgError),
+    /// The seed-run records or the session settings, outside any seed: no seed ran by this
+    /// step (exit 9).
+    #[error("seeds: {0}; no seed was run by this step")]
+    Records(#[source] PgError),
 }
 
 /// Whether a seed needs to run: `on-change` seeds whose checksum was recorded, and `always`
@@ -87,11 +91,15 @@ pub async fn run(
     }
     session
         .work_settings(None, settings.statement_timeout)
-        .await?;
-    let previous = match runs::read(session, wave).await? {
+        .await
+        .map_err(SeedError::Records)?;
+    let previous = match runs::read(session, wave)
+        .await
+        .map_err(SeedError::Records)?
+    {
         Some(previous) => previous,
         None => {
-            runs::create(session).await?;
+            runs::create(session).await.map_err(SeedError::Records)?;
             Vec::new()
         }
     };

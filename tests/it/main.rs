@@ -3,6 +3,7 @@
 mod cli_config;
 mod compose;
 mod drizzle_v1;
+mod exit_codes;
 mod fleet;
 mod harness;
 mod lock;
