@@ -2,12 +2,14 @@
 
 Called by bench/run.sh with a temp server in PG_TEMP_*. Each round stops the server, starts
 every waiter at once (db-init wait, dbmate wait, sqlx-cli, and the loop teams script today:
-`until pg_isready; do sleep 1; done`), waits 2 s so every schedule has backed off as it would
-in a real start, then starts the server. A poller runs the real pg_isready back to back; its
+`until pg_isready; do sleep 1; done`), waits 2 to 3 s (at random, so that no waiter's fixed
+period lines up with the server's start) so every schedule has backed off as it would in a
+real start, then starts the server. A poller runs the real pg_isready back to back; its
 first success is the moment the server was ready. Every waiter's exit is stamped by a thread
 blocked in wait(), all on one monotonic clock. Prints the medians as a Markdown table."""
 
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -71,7 +73,7 @@ def one_round(tools):
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         threads.append(threading.Thread(target=watch, args=(name, proc)))
         threads[-1].start()
-    time.sleep(2)
+    time.sleep(2 + random.random())
     ready = []
 
     def poll():
@@ -93,7 +95,7 @@ def one_round(tools):
 
 
 def main():
-    rounds = int(sys.argv[1])
+    rounds = max(9, int(sys.argv[1]))
     subprocess.run([str(PG_BIN / "psql"), "-X", "-q", "-d", URL.replace("bench_ready", "postgres"), "-c",
                     "DROP DATABASE IF EXISTS bench_ready", "-c", "CREATE DATABASE bench_ready"], check=True,
                    env=ENV, stdout=subprocess.DEVNULL)
@@ -105,7 +107,7 @@ def main():
         for name, ms in one_round(tools).items():
             results[name].append(ms)
     base = statistics.median(results["db-init wait"])
-    print(f"\nReadiness, {rounds} rounds (every waiter started 2 s before the server, all in the same "
+    print(f"\nReadiness, {rounds} rounds (every waiter started 2-3 s before the server, all in the same "
           f"restart), median ms from the first successful `pg_isready` to the waiter's exit:\n")
     print("| waiter | median | min | max | db-init / waiter |")
     print("| --- | --- | --- | --- | --- |")

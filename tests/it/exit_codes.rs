@@ -95,15 +95,25 @@ fn the_history_not_creatable_is_9() {
 fn the_seed_runs_unreadable_or_not_creatable_is_9() {
     let db = TestDb::new("exit9_seed_runs");
     migrations(&db);
-    write(&db.work.join("seeds"), "01_a.sql", "INSERT INTO a VALUES (1);\n");
+    write(
+        &db.work.join("seeds"),
+        "01_a.sql",
+        "INSERT INTO a VALUES (1);\n",
+    );
     db.run(&["migrate"]).expect(0);
     let url = role(&db);
     let r = format!("\"{}_r\"", db.name);
     grant_history_read(&db);
-    db.sql(&format!("GRANT USAGE ON SCHEMA public TO {r}; GRANT ALL ON a TO {r}"));
+    db.sql(&format!(
+        "GRANT USAGE ON SCHEMA public TO {r}; GRANT ALL ON a TO {r}"
+    ));
     let run = as_role(&db, &url, &["run"]);
     run.expect(9);
-    assert!(run.stderr.contains("creating db_init.seed_runs"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("creating db_init.seed_runs"),
+        "{}",
+        run.stderr
+    );
     db.run(&["run"]).expect(0);
     let run = as_role(&db, &url, &["run"]);
     run.expect(9);
