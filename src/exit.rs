@@ -25,6 +25,13 @@ pub enum Error {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The work was done and committed, then the lock's release got no answer.
+    #[error("{done}, all committed; then {source}")]
+    Unreleased {
+        done: crate::job::Done,
+        #[source]
+        source: LockError,
+    },
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error(transparent)]
@@ -93,7 +100,8 @@ pub fn error_code(e: &Error) -> u8 {
         Error::Connect(ConnectError::Timeout { .. }) | Error::NotMigrated { .. } => 3,
         Error::Connect(ConnectError::Refused { .. } | ConnectError::Tls { .. }) => 4,
         Error::Lock(LockError::Timeout { .. }) => 5,
-        Error::Lock(LockError::Database { .. } | LockError::Unanswered { .. }) => 9,
+        Error::Lock(LockError::Database { .. } | LockError::Unanswered { .. })
+        | Error::Unreleased { .. } => 9,
         Error::Migrate(MigrateError::Validation { .. }) => 7,
         Error::Migrate(MigrateError::Io { .. }) => 2,
         // A database error that is not a migration's own: the history, the lock, the session

@@ -76,6 +76,20 @@ pub struct Done {
     pub seeds_run: usize,
 }
 
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} migration{} applied, {} seed{} run",
+            self.applied,
+            plural(self.applied),
+            self.seeds_run,
+            plural(self.seeds_run)
+        )
+    }
+}
+
 /// Subscribes to the lock's release and returns when this process's rollout began, in the
 /// server's clock (see [`WAVE_WINDOW`]).
 pub async fn wave(session: &Session, key: i64) -> Result<String, Error> {
@@ -105,11 +119,12 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
         }
         if lock::try_take(session, &wait, Mode::Exclusive).await? {
             let result = work(session, cfg, inputs, &wave).await;
-            let released = lock::release(session, key, Mode::Exclusive).await;
-            lock::notify(session, key).await;
+            let released = lock::release_and_notify(session, key, Mode::Exclusive).await;
             let done = result?;
-            released?;
-            return Ok(done);
+            return match released {
+                Ok(()) => Ok(done),
+                Err(source) => Err(Error::Unreleased { done, source }),
+            };
         }
         wait.next(session, seen).await?;
     }

@@ -51,8 +51,7 @@ where
         wait.next(session, seen).await?;
     }
     let result = body.await;
-    let released = release(session, lock.key, Mode::Exclusive).await;
-    notify(session, lock.key).await;
+    let released = release_and_notify(session, lock.key, Mode::Exclusive).await;
     match (result, released) {
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e.into()),
@@ -155,6 +154,15 @@ pub async fn release(client: &Client, key: i64, mode: Mode) -> Result<(), LockEr
             waited: RELEASE_BOUND,
         }),
     }
+}
+
+/// Releases the lock and wakes the replicas waiting for it. An unlock that got no answer
+/// means the connection is gone: the notification is not tried, so the whole wait stays at
+/// one bound.
+pub async fn release_and_notify(client: &Client, key: i64, mode: Mode) -> Result<(), LockError> {
+    release(client, key, mode).await?;
+    notify(client, key).await;
+    Ok(())
 }
 
 /// Wakes the replicas waiting for the lock. Best effort: they poll anyway.

@@ -23,6 +23,12 @@ struct StallingProxy {
 
 impl StallingProxy {
     fn start() -> StallingProxy {
+        StallingProxy::stalling_on(None)
+    }
+
+    /// A proxy that stalls by itself the moment the client sends `pattern` (which is never
+    /// forwarded), for a stall at an exact step of the job.
+    fn stalling_on(pattern: Option<&'static [u8]>) -> StallingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let stall = Arc::new(AtomicBool::new(false));
@@ -39,13 +45,13 @@ impl StallingProxy {
                 if let (Ok(addr), Ok(mut list)) = (upstream.local_addr(), ports.lock()) {
                     list.push(addr.port());
                 }
-                for (from, to) in [
-                    (client.try_clone(), upstream.try_clone()),
-                    (upstream.try_clone(), client.try_clone()),
+                for (from, to, watch) in [
+                    (client.try_clone(), upstream.try_clone(), pattern),
+                    (upstream.try_clone(), client.try_clone(), None),
                 ] {
                     if let (Ok(from), Ok(to)) = (from, to) {
                         let flags = flags.clone();
-                        std::thread::spawn(move || pump(from, to, flags));
+                        std::thread::spawn(move || pump(from, to, flags, watch));
                     }
                 }
             }
@@ -64,7 +70,12 @@ impl StallingProxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, (stall, cut): (Arc<AtomicBool>, Arc<AtomicBool>)) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    (stall, cut): (Arc<AtomicBool>, Arc<AtomicBool>),
+    watch: Option<&'static [u8]>,
+) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buf = [0u8; 16384];
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -82,7 +93,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, (stall, cut): (Arc<AtomicBool>, 
         match from.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                let sent = buf.get(..n).unwrap_or_default();
+                if watch.is_some_and(|p| sent.windows(p.len()).any(|w| w == p)) {
+                    stall.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                if to.write_all(sent).is_err() {
                     return;
                 }
             }
@@ -159,6 +175,53 @@ fn a_lock_poll_that_gets_no_answer_still_ends_at_lock_timeout() {
     eprintln!("db-init ended {:?} after the stall", started.elapsed());
     assert_eq!(status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("stopped answering"), "{stderr}");
+}
+
+/// The work is committed, then the unlock gets no answer: the run ends within the unlock's
+/// one bound (10 s; it was 20 s when the notification waited its own 10 s after it), saying what
+/// was applied and that the server frees the lock.
+#[test]
+fn an_unlock_that_gets_no_answer_ends_within_its_bound_and_says_what_was_applied() {
+    let db = TestDb::new("stalled_unlock");
+    let dir = db.work.join("migrations");
+    write(&dir, "0001_a.sql", "CREATE TABLE a (x int);\n");
+    write(&dir, "0002_b.sql", "CREATE TABLE b (x int);\n");
+    write(
+        &db.work.join("seeds"),
+        "01_a.sql",
+        "INSERT INTO a VALUES (1);\n",
+    );
+    let proxy = StallingProxy::stalling_on(Some(b"pg_advisory_unlock("));
+    // In clear text, so the proxy can see the unlock.
+    let url = format!("{}?sslmode=disable", proxy.url(&db));
+    let started = Instant::now();
+    let out = db
+        .cmd()
+        .args(["run", "--database-url", &url])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("db-init ended {took:?} after it started, the unlock stalled\n{stderr}");
+    assert!(
+        proxy.stall.load(Ordering::SeqCst),
+        "the unlock was never sent"
+    );
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert!(took < Duration::from_secs(15), "{took:?}\n{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    for says in [
+        "2 migrations applied, 1 seed run, all committed",
+        "the unlock",
+        "frees the lock",
+    ] {
+        assert!(last.contains(says), "{says:?} not in the last line: {last}");
+    }
+    assert_eq!(
+        db.sql("SELECT count(*) FROM db_init.schema_migrations"),
+        "2"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM a"), "1");
 }
 
 #[test]
