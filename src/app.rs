@@ -13,7 +13,7 @@ use crate::cli::{Command, Format};
 use crate::config::Config;
 use crate::exit::{self, Error, Signal, Success};
 use crate::job::{self, Parts};
-use crate::migrate::{self, baseline, repair, source, Assessment, MigrateError, Source};
+use crate::migrate::{self, baseline, repair, source, Assessment, MigrateError, Problem, Source};
 use crate::pg::lock::with_lock;
 use crate::pg::{self, Session};
 use crate::{fleet, report, seed, wait_migrated};
@@ -229,8 +229,13 @@ async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Resu
         let plan = assessed(cfg, cell).await?.1.plan;
         (plan.problems, plan.warnings)
     };
-    for w in &warnings {
-        warn!("{w}");
+    let allowed = cfg.migrate.out_of_order == Some(crate::config::OutOfOrder::Allow);
+    let mut problems = problems;
+    for w in warnings {
+        match w.fails_validate(allowed) {
+            true => problems.push(Problem::Validate { warning: w }),
+            false => warn!("{w}"),
+        }
     }
     MigrateError::validation(problems)?;
     print("valid\n")

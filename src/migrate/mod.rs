@@ -4,6 +4,7 @@ pub mod apply;
 pub mod baseline;
 pub mod drizzle_v1;
 pub mod history;
+mod journal;
 mod layout_v1;
 pub mod migration;
 pub mod new;

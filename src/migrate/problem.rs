@@ -93,6 +93,10 @@ pub enum Problem {
     RepairTarget {
         target: String,
     },
+    /// A warning that `validate` fails on (see [`Warning::fails_validate`]).
+    Validate {
+        warning: Warning,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -190,6 +194,7 @@ impl fmt::Display for Problem {
             Problem::BaselineTarget { target } => {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
+            Problem::Validate { warning } => write!(f, "{warning}"),
             Problem::RepairTarget { target } => write!(
                 f,
                 "repair target {target} is not an applied migration whose file changed"
@@ -211,6 +216,19 @@ pub enum Warning {
     /// History rows newer than every migration of the folder: an older release rolled back
     /// onto a newer schema. Nothing of the folder is missing, so there is nothing to do.
     Ahead { rows: Vec<String> },
+    /// Two journal entries with one `idx`: two branches generated from the same parent.
+    SameIdx {
+        idx: i64,
+        first: String,
+        second: String,
+    },
+    /// A journal entry older than one before it (a merge that kept both branches' entries).
+    WhenOutOfOrder {
+        tag: String,
+        when: i64,
+        before: String,
+        before_when: i64,
+    },
     /// Bytes that are not UTF-8, sent as U+FFFD (as Drizzle sends them).
     InvalidUtf8 {
         file: String,
@@ -241,10 +259,35 @@ impl fmt::Display for Warning {
                 "{}; nothing of this folder is missing, so nothing is applied (database_ahead: error refuses this)",
                 ahead_text(rows)
             ),
+            Warning::SameIdx { idx, first, second } => write!(
+                f,
+                "meta/_journal.json: {first} and {second} both have idx {idx}: two branches each generated a \
+                 migration from the same parent and the merge kept both (drizzle-kit check reports this); \
+                 drop the later one (`drizzle-kit drop`) and generate it again on top of the merge"
+            ),
+            Warning::WhenOutOfOrder { tag, when, before, before_when } => write!(
+                f,
+                "meta/_journal.json: {tag} (when {when}) comes after {before} (when {before_when}), which is \
+                 newer: a database that applied {before} first never gets {tag} from Drizzle (skipped \
+                 silently) and db-init refuses it as out of order; generate {tag} again after the merge"
+            ),
             Warning::InvalidUtf8 { file, line, column } => write!(
                 f,
                 "{file}:{line}:{column}: not valid UTF-8; such bytes reach the server as U+FFFD (as with Drizzle)"
             ),
+        }
+    }
+}
+
+impl Warning {
+    /// Warnings that `validate` fails on: a journal merged from two branches, which a run
+    /// still applies as Drizzle does, but which CI should stop before it reaches a database.
+    /// An entry older than the one before it is the team's choice with `out_of_order: allow`.
+    pub fn fails_validate(&self, out_of_order_allowed: bool) -> bool {
+        match self {
+            Warning::SameIdx { .. } => true,
+            Warning::WhenOutOfOrder { .. } => !out_of_order_allowed,
+            _ => false,
         }
     }
 }

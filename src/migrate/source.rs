@@ -94,6 +94,8 @@ struct Journal {
 
 #[derive(serde::Deserialize)]
 struct JournalEntry {
+    #[serde(default)]
+    idx: Option<i64>,
     tag: String,
     when: i64,
 }
@@ -117,6 +119,18 @@ fn load_drizzle(
             return Ok(());
         }
     };
+    let order: Vec<_> = journal
+        .entries
+        .iter()
+        .map(|e| super::journal::Entry {
+            idx: e.idx,
+            tag: &e.tag,
+            when: e.when,
+        })
+        .collect();
+    source
+        .warnings
+        .extend(super::journal::branch_conflicts(&order));
     let mut tags = HashSet::new();
     let mut whens = HashSet::new();
     let mut listed = HashSet::new();

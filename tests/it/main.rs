@@ -6,6 +6,7 @@ mod drizzle_v1;
 mod exit_codes;
 mod fleet;
 mod harness;
+mod journal;
 mod lock;
 mod migrate;
 mod network;
