@@ -3,6 +3,8 @@
 # throwaway local PostgreSQL with default durability (fsync on). Prints a Markdown table.
 #   bench/run.sh [rounds]        (default 5 rounds, tools interleaved)
 #   bench/run.sh readiness [rounds]           only the readiness race (bench/readiness.py)
+#   bench/run.sh lockwait [rounds]            what a migration's lock wait costs a read load
+#                                             (bench/lockwait.py, pgbench)
 #   bench/run.sh fleet [rounds] [databases]   many databases (default 1 round, 1,000 databases;
 #                                             bench/fleet.py; needs python3-yaml for the floor)
 set -euo pipefail
@@ -15,6 +17,10 @@ export PG_TEMP_DIR PG_TEMP_PORT PG_BIN PG_TEMP_URL
 export PG_RUN_AS=""; [ "$(id -u)" = 0 ] && PG_RUN_AS=postgres
 if [ "${1:-}" = readiness ]; then
   python3 bench/readiness.py "${2:-5}"
+  exit 0
+fi
+if [ "${1:-}" = lockwait ]; then
+  python3 bench/lockwait.py "${2:-1}"
   exit 0
 fi
 if [ "${1:-}" = fleet ]; then

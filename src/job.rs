@@ -133,7 +133,13 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
 /// Migrate, then seed, under the exclusive lock.
 async fn work(session: &Session, cfg: &Config, inputs: &Inputs, wave: &str) -> Result<Done, Error> {
     let outcome = match &inputs.source {
-        Some(source) => migrate::migrate(session, &cfg.migrate, source).await?,
+        Some(source) => {
+            let watch = cfg.database.as_ref().map(|db| migrate::concurrent::Watch {
+                db,
+                connect: &cfg.connect,
+            });
+            migrate::migrate(session, &cfg.migrate, source, watch).await?
+        }
         None => migrate::Outcome::default(),
     };
     let seeds_run = seed::run(session, &cfg.seed, &inputs.seeds, wave).await?;

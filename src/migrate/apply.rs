@@ -9,13 +9,13 @@ use tokio_postgres::error::{ErrorPosition, SqlState};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
+use super::concurrent::{self, Watch};
 use super::history::History;
 use super::migration::Migration;
 use super::source::Source;
 use super::steps::{steps, Batch, Segment, Step};
 use super::{Failed, Location, MigrateError};
 use crate::config::MigrateSettings;
-use crate::pg::quote::quote_literal;
 use crate::pg::{self, PgError, ServerError, Session};
 use crate::retry::Backoff;
 
@@ -30,6 +30,7 @@ pub async fn apply(
     history: &History,
     source: &Source,
     pending: &[usize],
+    watch: Option<Watch<'_>>,
 ) -> Result<(), MigrateError> {
     session
         .work_settings(Some(settings.ddl_lock_timeout), settings.statement_timeout)
@@ -48,7 +49,8 @@ pub async fn apply(
                 run_transaction(session, settings, source, indices, &batch, applied).await
             }
             Step::Outside(i) => {
-                run_outside_transaction(session, history, source, *i, applied).await
+                let ddl = settings.ddl_lock_timeout;
+                run_outside_transaction(session, history, source, *i, applied, (ddl, watch)).await
             }
         };
         match &result {
@@ -82,7 +84,10 @@ async fn run_transaction(
     batch: &Batch,
     applied_before: usize,
 ) -> Result<(), MigrateError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    // Short waits, many retries (bench/lockwait.py): the app's queries queue behind a waiting
+    // ALTER for one `lock_timeout` at most, and run freely between attempts. With the defaults
+    // (300 ms, 30 retries) the whole wait is bounded by about 60 s.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     loop {
         let (err, segment) = match send(client, source, batch).await {
@@ -135,11 +140,12 @@ async fn run_outside_transaction(
     source: &Source,
     index: usize,
     applied_before: usize,
+    (ddl_lock_timeout, watch): (Duration, Option<Watch<'_>>),
 ) -> Result<(), MigrateError> {
     let m = &source.migrations[index];
     let started = Instant::now();
     let statements = m.top_level_statements();
-    drop_invalid_indexes(client, m, &statements).await?;
+    concurrent::drop_invalid_indexes(client, m, &statements).await?;
     let why = m
         .outside
         .as_ref()
@@ -153,7 +159,11 @@ async fn run_outside_transaction(
             .next()
             .map(|s| s.words)
             .unwrap_or_default();
-        if let Err(e) = client.batch_execute(sql).await {
+        let ran = match concurrent::waits_for_others(&words) {
+            true => concurrent::run(client, sql, ddl_lock_timeout, watch).await,
+            false => client.batch_execute(sql).await,
+        };
+        if let Err(e) = ran {
             if done.open {
                 rollback(client).await;
             }
@@ -172,13 +182,14 @@ async fn run_outside_transaction(
                     statements.len()
                 ),
             };
-            let unknown = if e.is_closed() || e.as_db_error().is_none() {
-                " The connection was lost before the server answered: whether this statement took effect is unknown."
-            } else {
-                ""
+            let lost = e.is_closed() || e.as_db_error().is_none();
+            let unknown = match lost {
+                true => " The connection was lost before the server answered: whether this statement took effect is unknown.",
+                false => "",
             };
+            let index = concurrent::left_behind(client, sql, lost).await;
             let note = format!(
-                "{} runs outside a transaction ({why}): {applied}, and no history row was written.{unknown} \
+                "{} runs outside a transaction ({why}): {applied}, and no history row was written.{unknown}{index} \
                  Make the statements idempotent (IF NOT EXISTS) or undo them, and rerun. {}",
                 m.file,
                 kept_note(applied_before)
@@ -207,47 +218,6 @@ async fn run_outside_transaction(
         );
         failed(m, Location::default(), &e, note)
     })
-}
-
-/// A `CREATE INDEX CONCURRENTLY` that failed leaves an INVALID index behind, and the retry
-/// would then fail on "already exists" (or, with IF NOT EXISTS, keep the broken index).
-/// Drops such indexes of this migration before it runs.
-async fn drop_invalid_indexes(
-    client: &Client,
-    m: &Migration,
-    statements: &[(usize, usize, &str)],
-) -> Result<(), MigrateError> {
-    for (_, _, sql) in statements {
-        let Some(index) = super::sql::concurrent_index(sql) else {
-            continue;
-        };
-        // The index lives in its table's schema, whatever the search path: look it up there.
-        // An unnamed one gets a generated name, so every INVALID index of the table counts.
-        let name_filter = match index.name {
-            Some(name) => format!(
-                " AND c.relname = {}",
-                quote_literal(&super::sql::unquote_ident(name))
-            ),
-            None => String::new(),
-        };
-        let check = format!(
-            "SELECT string_agg(i.indexrelid::regclass::text, ',') FROM pg_index i \
-             JOIN pg_class c ON c.oid = i.indexrelid \
-             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid{name_filter}",
-            quote_literal(index.table)
-        );
-        let invalid = pg::first_text(client, &check).await.map_err(|e| {
-            PgError::new(format!("looking for INVALID indexes on {}", index.table), e)
-        })?;
-        for index in invalid.iter().flat_map(|list| list.split(',')) {
-            warn!(migration = %m.file, index = %index, "dropping the INVALID index a failed CREATE INDEX CONCURRENTLY left behind, before running the migration again");
-            client
-                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
-                .await
-                .map_err(|e| PgError::new(format!("dropping the INVALID index {index}"), e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Byte offset of the server's error position within `sql`, or the statement's first

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod baseline;
+pub mod concurrent;
 pub mod drizzle_v1;
 pub mod history;
 mod journal;
@@ -200,6 +201,7 @@ pub async fn migrate(
     session: &Session,
     settings: &MigrateSettings,
     source: &Source,
+    watch: Option<concurrent::Watch<'_>>,
 ) -> Result<Outcome, MigrateError> {
     let Assessment {
         history,
@@ -230,7 +232,7 @@ pub async fn migrate(
                 .await
                 .map_err(MigrateError::History)?;
         }
-        apply::apply(session, settings, &history, source, &pending).await?;
+        apply::apply(session, settings, &history, source, &pending, watch).await?;
     }
     Ok(Outcome {
         applied: pending.len(),

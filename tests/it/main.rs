@@ -2,6 +2,7 @@
 
 mod cli_config;
 mod compose;
+mod concurrent;
 mod drizzle_v1;
 mod exit_codes;
 mod fleet;

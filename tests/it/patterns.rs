@@ -251,6 +251,13 @@ fn a_failed_concurrent_index_is_dropped_before_the_rerun() {
     failed.expect(6);
     assert!(failed.stderr.contains("23505"), "{}", failed.stderr);
     assert!(
+        failed.stderr.contains(
+            "It left the INVALID index t_x_key, which the next run drops before it tries again"
+        ),
+        "{}",
+        failed.stderr
+    );
+    assert!(
         failed
             .stderr
             .contains("partly applied: statements 1..1 of 2 committed"),
