@@ -77,6 +77,11 @@ impl History {
     }
 
     /// `"schema"."table"`, quoted as Drizzle quotes it (case kept).
+    /// The schema and table name, unquoted.
+    pub fn names(&self) -> (&str, &str) {
+        (&self.schema, &self.table)
+    }
+
     pub fn qualified(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
     }

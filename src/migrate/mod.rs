@@ -4,6 +4,7 @@ pub mod apply;
 pub mod baseline;
 pub mod concurrent;
 pub mod drizzle_v1;
+mod hints;
 pub mod history;
 mod journal;
 mod layout_v1;
@@ -232,7 +233,9 @@ pub async fn migrate(
                 .await
                 .map_err(MigrateError::History)?;
         }
-        apply::apply(session, settings, &history, source, &pending, watch).await?;
+        if let Err(e) = apply::apply(session, settings, &history, source, &pending, watch).await {
+            return Err(hints::after_failure(session, &history, e, !table_exists).await);
+        }
     }
     Ok(Outcome {
         applied: pending.len(),

@@ -7,6 +7,7 @@ mod drizzle_v1;
 mod exit_codes;
 mod fleet;
 mod harness;
+mod hints;
 mod journal;
 mod lock;
 mod migrate;
