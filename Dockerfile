@@ -8,6 +8,8 @@ ARG BINARY=build
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# pg_query (PostgreSQL's own parser) generates its bindings with libclang.
+RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev && rm -rf /var/lib/apt/lists/*
 RUN scripts/build-static.sh && cp target/x86_64-unknown-linux-gnu/release/db-init /db-init
 
 FROM scratch AS host

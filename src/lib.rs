@@ -7,6 +7,7 @@ pub mod exit;
 pub mod fleet;
 pub mod idle;
 pub mod job;
+pub mod lint;
 pub mod logging;
 pub mod migrate;
 pub mod pg;

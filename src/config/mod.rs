@@ -41,6 +41,15 @@ fn warn_or_error(s: &str) -> Result<Unlisted, String> {
     }
 }
 
+/// The lock analysis (`lint`): `off`, `warn` (findings are logged; only a statement that would
+/// fail stops the run), `error` (every finding stops it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lint {
+    Off,
+    Warn,
+    Error,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedMode {
     Always,
@@ -88,6 +97,7 @@ pub struct MigrateSettings {
     pub in_transaction: Vec<String>,
     pub drizzle_schema: String,
     pub drizzle_table: String,
+    pub lint: Lint,
 }
 
 /// What the seeds need.
@@ -213,6 +223,12 @@ impl Config {
                 in_transaction: layers.parse("in_transaction", value::parse_list)?,
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
                 drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
+                lint: layers.parse("lint", |s| match s {
+                    "off" => Ok(Lint::Off),
+                    "warn" => Ok(Lint::Warn),
+                    "error" => Ok(Lint::Error),
+                    _ => Err("expected `off`, `warn` or `error`".into()),
+                })?,
             },
             seed: SeedSettings {
                 dir: layers.parse("seeds", value::parse_path)?,

@@ -62,6 +62,7 @@ pub const SETTINGS: &[Setting] = &[
     s("out_of_order", None, "error (Drizzle v1: allow)", "POLICY", "`error` or `allow` a pending migration older than the newest applied"),
     switch("allow_missing", "Tolerate applied migrations whose files are gone"),
     s("database_ahead", Some("warn"), "warn", "POLICY", "`warn` or `error` when the database holds migrations newer than every one of the folder (an older release rolled back onto a newer schema)"),
+    s("lint", Some("warn"), "warn", "POLICY", "Lock analysis of pending statements against the live tables: `off`, `warn` (only a statement that would fail stops the run) or `error` (every finding does)"),
     s("unlisted_files", Some("warn"), "warn", "POLICY", "`warn` or `error` for a .sql file the Drizzle journal does not name (never applied)"),
     s("no_transaction", Some(""), "", "NAMES", "Migrations (tags or file names, comma-separated) to run outside a transaction"),
     s("in_transaction", Some(""), "", "NAMES", "Migrations (tags or file names, comma-separated) to run in a transaction whatever their statements"),

@@ -197,6 +197,40 @@ pub(super) async fn upgrade_history(
     Ok(())
 }
 
+/// The lock analysis of what is pending, before any lock on a user table is taken: findings are
+/// logged; the ones that stop the run (a statement that would fail, or `lint: error`) are
+/// refused as a validation error. A catalog that cannot be read never stops the run.
+async fn lint(
+    client: &Client,
+    settings: &MigrateSettings,
+    source: &Source,
+    pending: &[usize],
+) -> Result<(), MigrateError> {
+    use crate::config::Lint;
+    if settings.lint == Lint::Off {
+        return Ok(());
+    }
+    let findings = match crate::lint::catalog::findings(client, source, pending).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
+            return Ok(());
+        }
+    };
+    let mut stop = Vec::new();
+    for f in findings {
+        if f.fails || settings.lint == Lint::Error {
+            stop.push(Problem::Lint {
+                finding: f.to_string(),
+                fails: f.fails,
+            });
+        } else {
+            tracing::warn!(rule = f.rule, "{f}");
+        }
+    }
+    MigrateError::validation(stop)
+}
+
 /// The `migrate` step of a run: validate everything, then apply what is pending.
 pub async fn migrate(
     session: &Session,
@@ -227,6 +261,7 @@ pub async fn migrate(
     let pending = plan.pending();
     let already_applied = plan.entries.len() - pending.len();
     if !pending.is_empty() {
+        lint(session, settings, source, &pending).await?;
         if !table_exists {
             history
                 .create(session)

@@ -93,6 +93,11 @@ pub enum Problem {
     RepairTarget {
         target: String,
     },
+    /// A lock-analysis finding that stops the run: the statement would fail, or `lint: error`.
+    Lint {
+        finding: String,
+        fails: bool,
+    },
     /// A warning that `validate` fails on (see [`Warning::fails_validate`]).
     Validate {
         warning: Warning,
@@ -195,6 +200,10 @@ impl fmt::Display for Problem {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
             Problem::Validate { warning } => write!(f, "{warning}"),
+            Problem::Lint { finding, fails } => match fails {
+                true => write!(f, "{finding} (this statement would fail: nothing was applied)"),
+                false => write!(f, "{finding} (lint: error; set lint: warn to only log it)"),
+            },
             Problem::RepairTarget { target } => write!(
                 f,
                 "repair target {target} is not an applied migration whose file changed"

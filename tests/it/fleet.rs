@@ -221,9 +221,13 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
         assert_eq!(on(n, "SELECT count(*) FROM t"), "1", "{n}");
     }
     // The failures changed nothing in their databases.
+    // (Not even an empty history table: the first migration found its table already there.)
     assert_eq!(
-        on(bad, "SELECT count(*) FROM db_init.schema_migrations"),
-        "0"
+        on(
+            bad,
+            "SELECT to_regclass('db_init.schema_migrations') IS NULL"
+        ),
+        "t"
     );
     assert_eq!(on(locked, "SELECT to_regclass('t') IS NULL"), "t");
     // The only advisory lock left is the holder's.

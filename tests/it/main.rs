@@ -9,6 +9,7 @@ mod fleet;
 mod harness;
 mod hints;
 mod journal;
+mod lint;
 mod lock;
 mod migrate;
 mod network;
