@@ -92,6 +92,9 @@ async fn yaml_text(session: &Session, seed: &SeedFile) -> String {
             out.push_str(&format!("-- parameters: {}\n", params.join(", ")));
         }
     }
+    for sql in &prepared.sequences {
+        out.push_str(&format!("{sql};\n"));
+    }
     out.push_str(&format!("{};\nCOMMIT;\n", runs::record_sql(seed, None)));
     out
 }

@@ -13,6 +13,8 @@ pub struct Column {
     pub sql_type: String,
     /// pg_type.typcategory: `A` array, `U` with json/jsonb names, ...
     pub category: String,
+    /// The sequence behind a serial or identity column (`pg_get_serial_sequence`), as text.
+    pub sequence: Option<String>,
 }
 
 impl Column {
@@ -73,6 +75,19 @@ pub struct Target<'a> {
 const MAX_PARAMS: usize = 30_000;
 /// The name of the rows inside the statement; unlikely to shadow a user's table.
 const ROWS: &str = "db_init_seed_rows";
+
+/// After rows with explicit values in a serial or identity column: moves the column's sequence
+/// past the largest value, so the application's next insert does not collide. Never backwards,
+/// and not at all when the sequence is already past it, so a second run draws and changes nothing.
+pub fn sequence_sql(table: &str, column: &str, sequence: &str) -> String {
+    let seq = crate::pg::quote::quote_literal(sequence);
+    format!(
+        "SELECT setval({seq}, x.m) FROM (SELECT max({col})::bigint AS m FROM {table}) x \
+         WHERE x.m IS NOT NULL AND x.m >= coalesce(pg_sequence_last_value({seq}) + 1, \
+         (SELECT seqstart FROM pg_sequence WHERE seqrelid = {seq}::regclass))",
+        col = quote_ident(column)
+    )
+}
 
 /// The statements for `rows`, in the order of each group's first row.
 pub fn statements(target: &Target, rows: &[Row]) -> Vec<Statement> {

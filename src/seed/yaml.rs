@@ -56,6 +56,8 @@ enum OnConflict {
 /// The statements of the seed, ready to run.
 pub struct Prepared {
     pub(super) statements: Vec<Statement>,
+    /// Run after them: sequences moved past the explicit values written (see `upsert::sequence_sql`).
+    pub(super) sequences: Vec<String>,
 }
 
 /// Checks the file's shape without a database, so a broken seed fails before anything runs.
@@ -151,8 +153,25 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
         update: spec.on_conflict == OnConflict::Update,
         columns: &columns,
     };
+    let written: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| {
+            r.values
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| k.as_str())
+        })
+        .collect();
+    let sequences = written
+        .into_iter()
+        .filter_map(|name| {
+            let seq = columns.get(name)?.sequence.as_deref()?;
+            Some(upsert::sequence_sql(&table, name, seq))
+        })
+        .collect();
     Ok(Prepared {
         statements: upsert::statements(&target, &rows),
+        sequences,
     })
 }
 
@@ -182,9 +201,10 @@ fn to_text(value: &Value, col: &Column) -> Result<Option<String>, String> {
 
 async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column>, String> {
     let sql = format!(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory::text \
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory::text, \
+         coalesce(pg_get_serial_sequence({0}, a.attname), '') \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-         WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped",
+         WHERE a.attrelid = to_regclass({0}) AND a.attnum > 0 AND NOT a.attisdropped",
         quote_literal(table)
     );
     let messages = client.simple_query(&sql).await.map_err(|e| describe(&e))?;
@@ -200,6 +220,7 @@ async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column
                 Column {
                     sql_type: sql_type.into(),
                     category: category.into(),
+                    sequence: r.get(3).filter(|s| !s.is_empty()).map(str::to_string),
                 },
             );
         }
@@ -221,6 +242,14 @@ async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Resul
         if let Err(e) = client.execute(statement.sql.as_str(), &refs).await {
             return Err(locate(client, seed, &statement.cells, e).await);
         }
+    }
+    for sql in &prepared.sequences {
+        client.batch_execute(sql).await.map_err(|e| {
+            SeedError::from(PgError::new(
+                format!("moving a sequence past {}'s ids", seed.name),
+                e,
+            ))
+        })?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+mod sequences;
 mod sql;
 
 use crate::harness::{copy_dir, repo, server, write, TestDb};
