@@ -4,3 +4,30 @@
 
 pub mod catalog;
 pub mod rules;
+
+use tokio_postgres::Client;
+
+use crate::migrate::Source;
+
+/// What `plan` prints after the statements: every finding as a comment, or that there is none.
+pub async fn plan_text(client: &Client, source: &Source, pending: &[usize]) -> String {
+    if pending.is_empty() {
+        return String::new();
+    }
+    match catalog::findings(client, source, pending).await {
+        Ok(f) if f.is_empty() => "-- lock analysis: no finding\n".to_string(),
+        Ok(f) => {
+            let mut out = format!("-- lock analysis: {} finding(s)\n", f.len());
+            for finding in f {
+                let stops = if finding.fails {
+                    " [stops the run]"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("-- {finding}{stops}\n"));
+            }
+            out
+        }
+        Err(e) => format!("-- lock analysis skipped: {e}\n"),
+    }
+}

@@ -146,3 +146,20 @@ fn lint_off_says_nothing_and_lint_error_refuses_every_finding() {
         run.stderr
     );
 }
+
+#[test]
+fn plan_shows_the_findings_after_the_statements() {
+    let db = TestDb::new("lint_plan");
+    table_with_rows(&db, 100);
+    second(&db, "CREATE INDEX t_email ON t (email);\n");
+    let run = db.run(&["plan"]);
+    run.expect(0);
+    assert!(
+        run.stdout.contains("-- lock analysis: 1 finding(s)")
+            && run
+                .stdout
+                .contains("-- 0002_next.sql:1:1: [index-not-concurrent] SHARE on t ("),
+        "{}",
+        run.stdout
+    );
+}
