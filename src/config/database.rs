@@ -159,6 +159,23 @@ fn from_url(
         });
     }
     let sslmode = pick_sslmode(setting("sslmode"), params.sslmode, env("PGSSLMODE"))?;
+    // libpq's PGCHANNELBINDING, when the URL does not say (the URL's own is parsed with it).
+    if let Some(v) = env("PGCHANNELBINDING").filter(|_| !url.contains("channel_binding=")) {
+        use tokio_postgres::config::ChannelBinding;
+        let binding = match v.as_str() {
+            "disable" => ChannelBinding::Disable,
+            "prefer" => ChannelBinding::Prefer,
+            "require" => ChannelBinding::Require,
+            _ => {
+                return Err(ConfigError::Url {
+                    url: redacted,
+                    origin,
+                    reason: format!("PGCHANNELBINDING={v:?}: expected disable, prefer or require"),
+                })
+            }
+        };
+        pg.channel_binding(binding);
+    }
     let sslrootcert = setting("sslrootcert")
         .map(|(v, _)| v)
         .or(params.sslrootcert)

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod quote;
 mod session;
 pub mod tls;
+mod tls_stream;
 
 pub use connect::{connect, ConnectError};
 pub use error::{classify, describe, Failure, PgError, ServerError};

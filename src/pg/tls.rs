@@ -11,22 +11,23 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls_stream::MakeConnect;
 
 use crate::config::SslMode;
 
 /// rustls for tokio-postgres, and a Unix-socket host (which has no name) accepted: PostgreSQL
 /// speaks no TLS over a Unix socket, so the name only has to parse.
 #[derive(Clone)]
-pub struct Connector(MakeRustlsConnect);
+pub struct Connector(MakeConnect);
 
 impl<S> MakeTlsConnect<S> for Connector
 where
-    MakeRustlsConnect: MakeTlsConnect<S>,
+    MakeConnect: MakeTlsConnect<S>,
 {
-    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
-    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
-    type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+    type Stream = <MakeConnect as MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <MakeConnect as MakeTlsConnect<S>>::TlsConnect;
+    type Error = <MakeConnect as MakeTlsConnect<S>>::Error;
 
     fn make_tls_connect(&mut self, hostname: &str) -> Result<Self::TlsConnect, Self::Error> {
         let name = if hostname.is_empty() {
@@ -77,7 +78,7 @@ pub fn connector(
         SslMode::Prefer => Pg::Prefer,
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Pg::Require,
     };
-    Ok((pg_mode, Connector(MakeRustlsConnect::new(config))))
+    Ok((pg_mode, Connector(MakeConnect::new(config))))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

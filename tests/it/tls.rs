@@ -141,3 +141,34 @@ fn disable_against_a_tls_only_user_fails_clearly() {
         run.stderr
     );
 }
+
+/// Neon's copy-pasted URL: `channel_binding=require` over TLS with SCRAM. Connecting at all
+/// proves SCRAM-SHA-256-PLUS was used: with `require`, a session without binding data is refused.
+#[test]
+fn channel_binding_require_connects_over_tls_and_fails_without_it() {
+    let db = TestDb::new("tls_channel_binding");
+    let base = format!(
+        "postgres://tls_only:tls-only-pw@127.0.0.1:{}/{}",
+        server().port,
+        db.name
+    );
+    let url = format!("{base}?sslmode=require&channel_binding=require");
+    db.run(&["wait", "--database-url", &url, "--wait-timeout", "10s"])
+        .expect(0);
+    // Without TLS there is nothing to bind to: refused at once, not retried.
+    let url = format!("{}?sslmode=disable&channel_binding=require", db.url());
+    let run = db.run(&["wait", "--database-url", &url, "--wait-timeout", "10s"]);
+    eprintln!("{}", run.stderr);
+    run.expect(4);
+    assert!(run.stderr.contains("channel binding"), "{}", run.stderr);
+    // The same from libpq's variable.
+    let url = format!("{}?sslmode=disable", db.url());
+    let mut cmd = db.cmd();
+    cmd.env("PGCHANNELBINDING", "require");
+    let run = crate::harness::Run::from(
+        cmd.args(["wait", "--database-url", &url, "--wait-timeout", "10s"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    run.expect(4);
+}
