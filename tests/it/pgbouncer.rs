@@ -2,133 +2,13 @@
 //! in front of the test server): session mode with PgBouncer's default settings migrates;
 //! transaction and statement mode are refused before anything is applied, with no lock left.
 
-use std::process::{Child, Command, Stdio};
+mod bouncer;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::harness::{server, wait_until, write, Run, TestDb};
-
-/// One PgBouncer in a temp dir, stopped when dropped.
-struct Bouncer {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: Child,
-}
-
-fn pgbouncer_binary() -> std::path::PathBuf {
-    let mut candidates = vec![std::path::PathBuf::from("/usr/sbin/pgbouncer")];
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("pgbouncer")));
-    }
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("pgbouncer is not installed (Debian: apt-get install pgbouncer); these tests need it")
-        })
-}
-
-/// PgBouncer refuses to run as root: the user the test server runs as, when we are root.
-fn run_as() -> Option<(u32, u32)> {
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let id = |user: &str, flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, user]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    let ids = ["postgres", "nobody"]
-        .into_iter()
-        .find_map(|u| Some((id(u, "-u")?, id(u, "-g")?)));
-    Some(
-        ids.unwrap_or_else(|| {
-            panic!("running as root and neither user postgres nor nobody exists")
-        }),
-    )
-}
-
-impl Bouncer {
-    /// PgBouncer with its default settings but `pool_mode`, and any `extra` lines.
-    fn start(pool_mode: &str, extra: &str) -> Bouncer {
-        let s = server();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let dir =
-            std::env::temp_dir().join(format!("db-init-pgbouncer-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        // The plain password: PgBouncer answers the client's SCRAM and logs in to the server.
-        write(
-            &dir,
-            "userlist.txt",
-            &format!("\"{}\" \"{}\"\n", s.user, s.password),
-        );
-        write(
-            &dir,
-            "pgbouncer.ini",
-            &format!(
-                "[databases]\n* = host={} port={}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
-                 unix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {}\npool_mode = {pool_mode}\n\
-                 logfile = {}\n{extra}\n",
-                s.host,
-                s.port,
-                dir.join("userlist.txt").display(),
-                dir.join("pgbouncer.log").display(),
-            ),
-        );
-        let mut cmd = Command::new(pgbouncer_binary());
-        cmd.arg(dir.join("pgbouncer.ini"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some((uid, gid)) = run_as() {
-            let ok = Command::new("chown")
-                .args(["-R", &format!("{uid}:{gid}")])
-                .arg(&dir)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "cannot chown {}", dir.display());
-            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
-            std::os::unix::process::CommandExt::gid(&mut cmd, gid);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting pgbouncer: {e}"));
-        let mut bouncer = Bouncer { port, dir, child };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = bouncer.child.try_wait() {
-                panic!("pgbouncer exited ({status}):\n{}", bouncer.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "pgbouncer not listening after 10 s:\n{}",
-                bouncer.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bouncer
-    }
-
-    fn url(&self, db: &TestDb) -> String {
-        let s = server();
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            s.user, s.password, self.port, db.name
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Bouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use bouncer::{warm, Bouncer};
 
 /// Advisory locks held on the test database, seen directly on the server.
 fn advisory_locks(db: &TestDb) -> String {
@@ -267,6 +147,60 @@ fn transaction_mode_pgbouncer_is_refused_before_anything_is_applied_and_no_lock_
         started.elapsed()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A pool with other server connections to hand out (round robin makes the order fixed, as
+/// other clients' traffic would make it random): the second connection is served by another
+/// process, and the checks of each step find the pooler. With three idle server connections
+/// the lock's try lands on another process than the statement before it (nothing is taken);
+/// with two, the lock is taken and the next statement lands elsewhere (the lock is released on
+/// its process).
+#[test]
+fn transaction_mode_with_other_server_connections_is_refused_by_the_checks_of_each_step() {
+    for (idle, says) in [
+        (3, "the lock's try ran on another server process"),
+        (2, "the next statement ran on"),
+    ] {
+        let db = TestDb::new("pgb_transaction_busy");
+        db.fixture("basic/drizzle", "migrations");
+        let bouncer = Bouncer::start("transaction", "server_round_robin = 1");
+        warm(&bouncer, &db, idle);
+        let (run, _) = run_through(&db, &bouncer.url(&db), &["run", "--wait-timeout", "30s"]);
+        eprintln!("{idle} idle server connections:\n{}", run.stderr);
+        assert_refused_with_nothing_applied(&db, &run);
+        assert!(run.stderr.contains(says), "{idle}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("could not be released"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// Nothing to do through a transaction pooler whose next transaction goes to another server
+/// connection: the shared lock's check is one transaction, so its lock ends on the process that
+/// took it (a session-level lock released by the next statement would stay on the first one and
+/// block every later migrator).
+#[test]
+fn transaction_mode_with_nothing_to_do_exits_0_and_leaves_no_shared_lock() {
+    let db = TestDb::new("pgb_transaction_idle");
+    db.fixture("basic/drizzle", "migrations");
+    db.run(&["run"]).expect(0);
+    let bouncer = Bouncer::start("transaction", "server_round_robin = 1");
+    warm(&bouncer, &db, 2);
+    let (run, _) = run_through(&db, &bouncer.url(&db), &["run", "--wait-timeout", "30s"]);
+    run.expect(0);
+    assert!(
+        run.stderr
+            .contains("0 migration(s) applied, 6 already applied"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        advisory_locks(&db),
+        "0",
+        "a shared lock stayed on a pooled connection"
+    );
 }
 
 /// With `ignore_startup_parameters = options` PgBouncer takes the options and drops them
