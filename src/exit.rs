@@ -99,6 +99,8 @@ pub fn error_code(e: &Error) -> u8 {
         Error::Config(_) | Error::Usage(_) => 2,
         Error::Connect(ConnectError::Timeout { .. }) | Error::NotMigrated { .. } => 3,
         Error::Connect(ConnectError::Refused { .. } | ConnectError::Tls { .. }) => 4,
+        // A pooler that cannot hold a session is refused like a connection that cannot work.
+        Error::Lock(LockError::Pooled { .. }) => 4,
         Error::Lock(LockError::Timeout { .. }) => 5,
         Error::Lock(LockError::Database { .. } | LockError::Unanswered { .. })
         | Error::Unreleased { .. } => 9,

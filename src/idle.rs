@@ -1,6 +1,10 @@
 //! The check that a run has nothing to do, in two round trips under the shared advisory lock:
 //! the lock's try with what it needs to know first (`LISTEN`, the server's clock, whether the
-//! history and the seed runs exist), then the rows of both and the unlock.
+//! history and the seed runs exist, the server process), then the rows of both and the unlock.
+//! Both are one transaction, and the shared lock is the transaction's: a transaction pooler
+//! keeps a transaction on one server connection, so the unlock (the `COMMIT`) always reaches
+//! the process that holds the lock, and a shared lock is never left on a pooled connection,
+//! where it would block every later migrator.
 
 use std::time::Duration;
 
@@ -11,7 +15,8 @@ use crate::exit::Error;
 use crate::job::{Done, Inputs};
 use crate::migrate::history::{self, Shape, Table};
 use crate::migrate::{self, History, MigrateError};
-use crate::pg::lock::{self, LockError, Mode, Wait};
+use crate::pg::lock::{self, LockError, Wait};
+use crate::pg::pooler::{self, Backend};
 use crate::pg::{PgError, Session};
 use crate::seed::{self, runs};
 
@@ -19,8 +24,11 @@ use crate::seed::{self, runs};
 pub struct Head {
     /// The wave's start in the server's clock, when the query subscribed (`LISTEN`).
     pub wave: Option<String>,
-    /// Whether the shared lock was taken.
+    /// Whether the shared lock was taken. Either way the transaction stays open: [`check`]
+    /// ends it, or the exclusive lock's try.
     pub shared: bool,
+    /// The server process the query ran on.
+    pub backend: Option<Backend>,
     shape: Option<Shape>,
     runs_table: bool,
 }
@@ -39,13 +47,15 @@ pub async fn try_shared(
         .source
         .as_ref()
         .map(|s| History::new(s.layout, &cfg.migrate));
+    // READ COMMITTED whatever the server's default: the reads of `check` must see what was
+    // committed before the lock was granted, not a snapshot from before it.
     let sql = format!(
-        "{}SELECT {}, {}, {}, {}",
+        "BEGIN ISOLATION LEVEL READ COMMITTED; {}SELECT {}, {}, {}, {}, {}",
         listen
             .map(|_| lock::listen_sql(key) + " ")
             .unwrap_or_default(),
         listen.map(lock::wave_expr).unwrap_or_else(|| "NULL".into()),
-        lock::try_expr(key, Mode::Shared),
+        lock::try_shared_expr(key),
         history
             .as_ref()
             .map(History::shape_expr)
@@ -54,6 +64,7 @@ pub async fn try_shared(
             true => "false".into(),
             false => runs::exists_expr(),
         },
+        Backend::columns(),
     );
     let bound = match listen {
         Some(_) => lock::LISTEN_BOUND,
@@ -61,6 +72,17 @@ pub async fn try_shared(
     };
     let messages = match tokio::time::timeout(bound, session.simple_query(&sql)).await {
         Ok(Ok(messages)) => messages,
+        // PgBouncer in statement mode refuses the transaction and closes the connection.
+        Ok(Err(e))
+            if e.as_db_error()
+                .is_some_and(|d| d.message().contains("pooling mode")) =>
+        {
+            let evidence = format!(
+                "the pooler refused a transaction: {}",
+                crate::pg::describe(&e)
+            );
+            return Err(pooler::refused(session, key, evidence, None).into());
+        }
         Ok(Err(e)) => {
             let source = PgError::new("taking the shared lock", e);
             return Err(LockError::Database { key, source }.into());
@@ -93,11 +115,13 @@ pub async fn try_shared(
         shared: column(1) == Some("t"),
         shape: Shape::parse(column(2)),
         runs_table: column(3) == Some("t"),
+        backend: Backend::parse(column(4), column(5)),
     })
 }
 
 /// Under the shared lock `head` took: `Some` when every migration is applied and every seed
-/// done for this wave. Releases the shared lock in the same round trip as the reads.
+/// done for this wave. Ends the transaction (and so the shared lock) in the same round trip as
+/// the reads.
 pub async fn check(
     session: &Session,
     cfg: &Config,
@@ -105,7 +129,6 @@ pub async fn check(
     wave: &str,
     head: &Head,
 ) -> Result<Option<Done>, Error> {
-    let key = cfg.lock.key;
     let history = inputs
         .source
         .as_ref()
@@ -125,13 +148,13 @@ pub async fn check(
         }
         false => None,
     };
-    sql.push(lock::unlock_sql(key, Mode::Shared));
+    sql.push("COMMIT".into());
     let bound = migrate::HISTORY_BOUND;
     let messages = match tokio::time::timeout(bound, session.simple_query(&sql.join(";\n"))).await {
         Ok(Ok(messages)) => messages,
         Ok(Err(e)) => {
-            // The unlock came after the statement that failed: release it on its own.
-            let _ = lock::release(session, key, Mode::Shared).await;
+            // The COMMIT came after the statement that failed: end the transaction on its own.
+            let _ = tokio::time::timeout(bound, session.batch_execute("ROLLBACK")).await;
             let source = PgError::new("reading the history and the seed runs", e);
             return Err(MigrateError::History(source).into());
         }

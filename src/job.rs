@@ -6,7 +6,8 @@ use crate::config::Config;
 use crate::exit::Error;
 use crate::idle;
 use crate::migrate::{self, source, MigrateError, Source};
-use crate::pg::lock::{self, Mode};
+use crate::pg::lock::{self, LockError, Mode};
+use crate::pg::pooler;
 use crate::pg::Session;
 use crate::seed::{self, SeedFile};
 
@@ -106,19 +107,40 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
     // The first try also subscribes to the release and reads when this rollout began.
     let mut listen = Some(started().elapsed() + WAVE_WINDOW);
     let mut wave = String::new();
+    let mut confirmed = false;
     loop {
         let seen = session.wakeups_seen();
         let head = idle::try_shared(session, cfg, inputs, &wait, listen.take()).await?;
         if let Some(start) = &head.wave {
             wave.clone_from(start);
         }
+        // The shared try's transaction is open until `check` or the exclusive try ends it.
+        let mut open = true;
         if head.shared {
             if let Some(done) = idle::check(session, cfg, inputs, &wave, &head).await? {
                 return Ok(done);
             }
+            open = false;
         }
-        if lock::try_take(session, &wait, Mode::Exclusive).await? {
-            let result = work(session, cfg, inputs, &wave).await;
+        // Only a run with work to do asks whether its server process is its own: the check
+        // above holds its lock for one transaction, which no pooler splits.
+        if let (Some(backend), false) = (head.backend, confirmed) {
+            if !backend.own && open {
+                end_transaction(session, key).await?;
+                open = false;
+            }
+            pooler::confirm(session, key, backend).await?;
+            confirmed = true;
+        }
+        if lock::try_take(session, &wait, head.backend, open).await? {
+            let result = match head.backend {
+                Some(b) => match pooler::after_take(session, key, b).await {
+                    // Refused: the lock was released where it could be, nothing was done.
+                    Err(e) => return Err(e.into()),
+                    Ok(()) => work(session, cfg, inputs, &wave).await,
+                },
+                None => work(session, cfg, inputs, &wave).await,
+            };
             let released = lock::release_and_notify(session, key, Mode::Exclusive).await;
             let done = result?;
             return match released {
@@ -127,6 +149,26 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
             };
         }
         wait.next(session, seen).await?;
+    }
+}
+
+/// Ends the shared try's transaction before a second connection looks at the server process
+/// (a transaction pooler keeps the process for this session while it is open).
+async fn end_transaction(session: &Session, key: i64) -> Result<(), Error> {
+    let bound = lock::LISTEN_BOUND;
+    match tokio::time::timeout(bound, session.batch_execute("COMMIT")).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LockError::Database {
+            key,
+            source: crate::pg::PgError::new("ending the lock's transaction", e),
+        }
+        .into()),
+        Err(_) => Err(LockError::Unanswered {
+            key,
+            what: "COMMIT",
+            waited: bound,
+        }
+        .into()),
     }
 }
 

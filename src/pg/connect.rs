@@ -4,7 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::AsyncMessage;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Config};
 use tracing::{debug, info, warn};
 
 use super::error::{classify, describe, Failure};
@@ -34,8 +38,67 @@ const KEEPALIVE_COUNT: u32 = 3;
 const TCP_USER_TIMEOUT_S: u64 = 60;
 /// The retry delay while nothing answers on the port (drawn from its upper half, 25-50 ms).
 const FLOOR: Duration = Duration::from_millis(50);
-const SERVER_KEEPALIVES: &str =
-    "-c tcp_keepalives_idle=20 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
+/// What db-init adds to the startup `options`: the server-side keepalives, and a marker that
+/// shows a server process was started for this very connection (see `pooler`).
+const OURS: &str =
+    "-c tcp_keepalives_idle=20 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3 \
+                    -c db_init.startup_options=on";
+
+/// The server-side keepalives as settings, for a session whose startup `options` were dropped.
+pub(super) const SERVER_KEEPALIVES: [(&str, u64); 3] = [
+    ("tcp_keepalives_idle", KEEPALIVE_IDLE_S),
+    ("tcp_keepalives_interval", KEEPALIVE_INTERVAL_S),
+    ("tcp_keepalives_count", KEEPALIVE_COUNT as u64),
+];
+
+/// The places (hosts and ports) that rejected db-init's startup `options` in this process: later
+/// connections there (the other databases of a run over many) go without them at once, and the
+/// log says it once.
+fn rejecting() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    static REJECTING: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let set = REJECTING.get_or_init(Mutex::default);
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A server (or pooler) that refused a startup parameter: PgBouncer answers
+/// `unsupported startup parameter: options` (08P01), others name the setting they refuse.
+/// Authentication and a missing database are never that.
+fn rejects_options(e: &tokio_postgres::Error) -> bool {
+    let Some(db) = e.as_db_error() else {
+        return false;
+    };
+    let code = db.code().code();
+    if code.starts_with("28") || code == "3D000" {
+        return false;
+    }
+    let message = db.message().to_ascii_lowercase();
+    ["startup parameter", "options", "tcp_keepalives", "db_init."]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// The URL's settings with the socket options, and db-init's startup `options` when `ours`.
+fn config(db: &Database, s: &ConnectSettings, ssl_mode: SslMode, ours: bool) -> Config {
+    let mut pg = db.pg.clone();
+    // Both ends notice a vanished peer within about a minute: the client through its socket
+    // options, the server through these session settings, so a dead holder's advisory lock is
+    // freed by the server instead of after the OS default of two hours.
+    if ours {
+        let options = match pg.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} {OURS}"),
+            _ => OURS.to_string(),
+        };
+        pg.options(&options);
+    }
+    pg.ssl_mode(ssl_mode)
+        .connect_timeout(s.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(KEEPALIVE_IDLE_S))
+        .keepalives_interval(Duration::from_secs(KEEPALIVE_INTERVAL_S))
+        .keepalives_retries(KEEPALIVE_COUNT)
+        .tcp_user_timeout(Duration::from_secs(TCP_USER_TIMEOUT_S));
+    pg
+}
 
 /// Connects, retrying transient failures until `wait_timeout`.
 pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, ConnectError> {
@@ -54,22 +117,12 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
                 reason,
             }
         })?;
-    let mut pg = db.pg.clone();
-    // Both ends notice a vanished peer within about a minute: the client through its socket
-    // options, the server through these session settings, so a dead holder's advisory lock is
-    // freed by the server instead of after the OS default of two hours.
-    let options = match pg.get_options() {
-        Some(o) if !o.trim().is_empty() => format!("{o} {SERVER_KEEPALIVES}"),
-        _ => SERVER_KEEPALIVES.to_string(),
-    };
-    pg.ssl_mode(ssl_mode)
-        .connect_timeout(s.connect_timeout)
-        .options(&options)
-        .keepalives(true)
-        .keepalives_idle(Duration::from_secs(KEEPALIVE_IDLE_S))
-        .keepalives_interval(Duration::from_secs(KEEPALIVE_INTERVAL_S))
-        .keepalives_retries(KEEPALIVE_COUNT)
-        .tcp_user_timeout(Duration::from_secs(TCP_USER_TIMEOUT_S));
+    let place = format!("{:?} {:?}", db.pg.get_hosts(), db.pg.get_ports());
+    let users_options = db.pg.get_options().is_some_and(|o| !o.trim().is_empty());
+    let mut ours = !rejecting().contains(&place);
+    // The server's words when it refused db-init's options: said once connected without them.
+    let mut dropped: Option<String> = None;
+    let mut pg = config(db, s, ssl_mode, ours);
 
     let started = Instant::now();
     let deadline = started + s.wait_timeout;
@@ -109,7 +162,38 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
                     waited_ms = started.elapsed().as_millis() as u64,
                     attempts, "connected to {url}"
                 );
-                return Ok(Session::new(client, tls, wakeups));
+                if let Some(said) = dropped {
+                    warn!(
+                        "{url} rejected the startup parameter `options` ({said}), which db-init adds to ask the \
+                         server for TCP keepalives ({OURS}); connected without it. A pooler does this (PgBouncer \
+                         accepts no `options` unless ignore_startup_parameters names it). The client's socket \
+                         keepalives stay on; the server-side ones are set with SET once db-init has confirmed \
+                         that it has a server connection of its own, before it migrates"
+                    );
+                }
+                return Ok(Session::new(client, tls, wakeups, pg, url));
+            }
+            // db-init's own additions are dropped, at once; the URL's own `options` are the
+            // user's setting, and their refusal is an error that names them.
+            Ok(Err(e)) if rejects_options(&e) && (ours || users_options) => {
+                if !ours {
+                    return Err(ConnectError::Refused {
+                        url,
+                        reason: format!(
+                            "the server rejected the startup parameter `options` set in the URL: {}; remove \
+                             `options` from the URL, or let the pooler accept it (PgBouncer: \
+                             ignore_startup_parameters = options)",
+                            describe(&e)
+                        ),
+                    });
+                }
+                ours = false;
+                if rejecting().insert(place.clone()) {
+                    dropped = Some(describe(&e));
+                }
+                pg = config(db, s, ssl_mode, false);
+                debug!(error = %describe(&e), "startup options rejected: connecting again without db-init's");
+                continue;
             }
             Ok(Err(e)) => match classify(&e) {
                 Failure::Refused => {

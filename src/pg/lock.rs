@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, SimpleQueryMessage};
 use tracing::{info, warn};
 
+use super::pooler::{self, Backend};
 use super::{describe, first_text, PgError, Session};
 use crate::config::LockSettings;
 use crate::retry::Backoff;
@@ -25,6 +26,18 @@ pub enum LockError {
         what: &'static str,
         waited: Duration,
     },
+    /// The connection goes through a transaction or statement pooler (see `pooler`).
+    #[error("advisory lock {key}: {url} does not keep this session on one server connection ({evidence}): it is a \
+             transaction or statement pooler, where the session-level advisory lock that keeps replicas from \
+             migrating at once cannot be held; nothing was applied{}. Give db-init the direct, unpooled server URL \
+             (DIRECT_URL), or point it at PgBouncer in session mode", left.as_deref().unwrap_or_default())]
+    Pooled {
+        key: i64,
+        url: String,
+        evidence: String,
+        /// Set when the lock could not be released.
+        left: Option<String>,
+    },
     #[error("advisory lock {key}: {source}")]
     Database {
         key: i64,
@@ -41,14 +54,20 @@ where
     F: Future<Output = Result<T, E>>,
     E: From<LockError>,
 {
-    listen(session, lock.key, Duration::ZERO).await?;
+    let backend = listen_on(session, lock.key).await?;
+    if let Some(b) = backend {
+        pooler::confirm(session, lock.key, b).await?;
+    }
     let mut wait = Wait::new(lock);
     loop {
         let seen = session.wakeups_seen();
-        if try_take(session, &wait, Mode::Exclusive).await? {
+        if try_take(session, &wait, backend, false).await? {
             break;
         }
         wait.next(session, seen).await?;
+    }
+    if let Some(b) = backend {
+        pooler::after_take(session, lock.key, b).await?;
     }
     let result = body.await;
     let released = release_and_notify(session, lock.key, Mode::Exclusive).await;
@@ -60,6 +79,7 @@ where
 }
 
 /// A shared hold lets many replicas check "nothing to do" at once; the exclusive one migrates.
+/// The shared one is held for one transaction (see `idle`), the exclusive one for the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Shared,
@@ -74,6 +94,26 @@ pub async fn listen(client: &Client, key: i64, ago: Duration) -> Result<String, 
     let now = tokio::time::timeout(LISTEN_BOUND, first_text(client, &sql)).await;
     match now {
         Ok(Ok(now)) => Ok(now.unwrap_or_default()),
+        Ok(Err(e)) => Err(LockError::Database {
+            key,
+            source: PgError::new("listening for the lock's release", e),
+        }),
+        Err(_) => Err(LockError::Unanswered {
+            key,
+            what: "LISTEN",
+            waited: LISTEN_BOUND,
+        }),
+    }
+}
+
+/// Subscribes (as [`listen`]) and reads which server process answered.
+async fn listen_on(session: &Session, key: i64) -> Result<Option<Backend>, LockError> {
+    let sql = format!("{} SELECT {}", listen_sql(key), Backend::columns());
+    match tokio::time::timeout(LISTEN_BOUND, session.simple_query(&sql)).await {
+        Ok(Ok(messages)) => Ok(messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Backend::parse(row.get(0), row.get(1)),
+            _ => None,
+        })),
         Ok(Err(e)) => Err(LockError::Database {
             key,
             source: PgError::new("listening for the lock's release", e),
@@ -103,15 +143,12 @@ fn channel(key: i64) -> String {
     format!("db_init_lock_{}", key as u64)
 }
 
-/// A column expression: one try of the lock, true when taken.
-pub fn try_expr(key: i64, mode: Mode) -> String {
-    match mode {
-        Mode::Shared => format!("pg_try_advisory_lock_shared({key})"),
-        Mode::Exclusive => format!("pg_try_advisory_lock({key})"),
-    }
+/// A column expression: one try of the shared lock, for the rest of the transaction.
+pub fn try_shared_expr(key: i64) -> String {
+    format!("pg_try_advisory_xact_lock_shared({key})")
 }
 
-/// The statement that releases a hold.
+/// The statement that releases a hold of the session.
 pub fn unlock_sql(key: i64, mode: Mode) -> String {
     match mode {
         Mode::Shared => format!("SELECT pg_advisory_unlock_shared({key})"),
@@ -119,14 +156,34 @@ pub fn unlock_sql(key: i64, mode: Mode) -> String {
     }
 }
 
-/// One try, never a blocking wait (a waiter's snapshot would stall the holder's
+/// One try of the exclusive lock, made only on the server process `on` (see
+/// [`pooler::take_expr`]); `commit` ends the transaction the last shared try left open, in
+/// the same round trip. Never a blocking wait (a waiter's snapshot would stall the holder's
 /// `CREATE INDEX CONCURRENTLY`), and never a wait for an answer that does not come.
 /// A poll that gets no answer (a network that stops forwarding) ends at `lock_timeout` like
 /// any other wait for the lock.
-pub async fn try_take(client: &Client, wait: &Wait, mode: Mode) -> Result<bool, LockError> {
+pub async fn try_take(
+    session: &Session,
+    wait: &Wait,
+    on: Option<Backend>,
+    commit: bool,
+) -> Result<bool, LockError> {
     let key = wait.lock.key;
-    let sql = format!("SELECT {}", try_expr(key, mode));
-    match tokio::time::timeout(wait.poll_bound(), first_text(client, &sql)).await {
+    let sql = format!(
+        "{}SELECT {}",
+        if commit { "COMMIT; " } else { "" },
+        pooler::take_expr(key, on)
+    );
+    match tokio::time::timeout(wait.poll_bound(), first_text(session, &sql)).await {
+        Ok(Ok(None)) => Err(pooler::refused(
+            session,
+            key,
+            format!(
+                "the lock's try ran on another server process than the statement before it ({})",
+                on.map(|b| b.pid).unwrap_or_default()
+            ),
+            None,
+        )),
         Ok(Ok(got)) => Ok(got.as_deref() == Some("t")),
         Ok(Err(e)) => Err(LockError::Database {
             key,
@@ -143,6 +200,14 @@ pub async fn try_take(client: &Client, wait: &Wait, mode: Mode) -> Result<bool, 
 pub async fn release(client: &Client, key: i64, mode: Mode) -> Result<(), LockError> {
     let sql = unlock_sql(key, mode);
     match tokio::time::timeout(RELEASE_BOUND, first_text(client, &sql)).await {
+        Ok(Ok(Some(released))) if released == "f" => {
+            warn!(
+                key,
+                "the unlock reached a server process that did not hold the lock (a pooler moved this session \
+                 to another server connection?): the lock may stay held until that connection closes"
+            );
+            Ok(())
+        }
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(LockError::Database {
             key,

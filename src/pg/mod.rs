@@ -1,9 +1,10 @@
-//! PostgreSQL: connecting (with TLS), the session and its settings, the advisory lock, quoting,
-//! and the one server-error type.
+//! PostgreSQL: connecting (with TLS), the session and its settings, the advisory lock, telling a
+//! session from a pooler's shared connections, quoting, and the one server-error type.
 
 mod connect;
 mod error;
 pub mod lock;
+pub mod pooler;
 pub mod quote;
 mod session;
 pub mod tls;

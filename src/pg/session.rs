@@ -11,6 +11,11 @@ pub struct Session {
     client: Client,
     cancel: CancelToken,
     tls: Connector,
+    /// How this session was opened (the URL's settings, with the startup `options` the server
+    /// accepted), for a second connection that checks whether a pooler shares server processes.
+    config: tokio_postgres::Config,
+    /// The URL with its password replaced, for messages.
+    url: String,
     /// Counts the NOTIFYs this session received (see `LISTEN` in the lock wait).
     wakeups: tokio::sync::watch::Receiver<u64>,
 }
@@ -20,13 +25,27 @@ impl Session {
         client: Client,
         tls: Connector,
         wakeups: tokio::sync::watch::Receiver<u64>,
+        config: tokio_postgres::Config,
+        url: String,
     ) -> Session {
         Session {
             cancel: client.cancel_token(),
             client,
             tls,
             wakeups,
+            config,
+            url,
         }
+    }
+
+    /// The URL this session was opened with, password replaced.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What a second connection to the same place needs.
+    pub(super) fn reopen(&self) -> (&tokio_postgres::Config, Connector) {
+        (&self.config, self.tls.clone())
     }
 
     /// How many notifications this session has received so far.

@@ -16,6 +16,7 @@ mod network;
 mod package;
 mod passwords;
 mod patterns;
+mod pgbouncer;
 mod rollback;
 mod round_trips;
 mod seed;
