@@ -8,6 +8,7 @@ pub mod pooler;
 pub mod quote;
 mod session;
 pub mod tls;
+mod tls_pinned;
 mod tls_stream;
 
 pub use connect::{connect, ConnectError};

@@ -60,10 +60,19 @@ pub fn connector(
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| format!("TLS setup: {e}"))?;
-            if verify == Verify::Full {
+            let checked: Arc<dyn ServerCertVerifier> = if verify == Verify::Full {
                 webpki
             } else {
                 Arc::new(ChainOnly(webpki))
+            };
+            // A server certificate that is itself one of the given roots (the docs' recipe).
+            match rootcert {
+                Some(path) => Arc::new(super::tls_pinned::Pinned {
+                    inner: checked,
+                    roots: pem_certs(path)?,
+                    check_name: verify == Verify::Full,
+                }),
+                None => checked,
             }
         }
     };
@@ -86,6 +95,14 @@ enum Verify {
     Nothing,
     ChainOnly,
     Full,
+}
+
+fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
+    rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid PEM in sslrootcert {}: {e}", path.display()))
 }
 
 /// `sslrootcert` when given; else the system store when it has certificates; else the bundled

@@ -118,7 +118,7 @@ fn signature_oid(der: &[u8]) -> Option<&[u8]> {
 }
 
 /// One DER element: its tag, its content, and what follows it.
-fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *b.first()?;
     let first = *b.get(1)?;
     let (len, head) = match first {

@@ -105,6 +105,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The user the server runs as when the tests run as root.
+    pub fn run_as(&self) -> Option<&str> {
+        self.run_as.as_deref()
+    }
+
     /// initdb and configuration; not started yet.
     pub fn init(tag: &str, tls: bool) -> Result<Cluster, String> {
         let bin = pg_bin_dir()?;

@@ -21,4 +21,5 @@ mod rollback;
 mod round_trips;
 mod seed;
 mod tls;
+mod tls_docs;
 mod wait;
