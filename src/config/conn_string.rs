@@ -63,6 +63,28 @@ fn take_param(params: &mut SslParams, key: &str, value: &str) -> bool {
     true
 }
 
+/// A URL query parameter db-init would otherwise drop or refuse without a name: named, with
+/// what to write instead (only when the query holds no password, see the caller).
+fn refuse_unknown(key: &str, value: &str) -> Result<(), String> {
+    if key == "schema" && value != "public" {
+        return Err(format!(
+            "the URL parameter `schema={value}` is Prisma's (the schema its client uses); db-init \
+             does not read it: set the search path with options=-c%20search_path%3D{value}, or \
+             remove it"
+        ));
+    }
+    if key == "search_path" {
+        return Err(
+            "the URL parameter `search_path` is not a connection parameter: a server \
+                    setting goes in `options`, e.g. options=-c%20search_path%3Dapp"
+                .into(),
+        );
+    }
+    // Anything else unknown is left to tokio-postgres's refusal, which `driver_reason` words
+    // (libpq options db-init does not support, near misses of known names).
+    Ok(())
+}
+
 /// A `postgres://` URL cut where tokio-postgres's `UrlParser` cuts it: user info ends at the
 /// *first* `@` (so a `/` or `?` in the password is fine, an `@` must be `%40`), the host list at
 /// the next `/` or `?`, the database name at the next `?`.
@@ -124,6 +146,9 @@ fn split_url(url: &str) -> Result<(String, SslParams), String> {
         return Ok((url.to_string(), params));
     };
     // As tokio-postgres reads a query: the key runs to the first `=`, the value to the next `&`.
+    // With a password in the query, an unencoded `&` in it turns its tail into a key: then no key
+    // is named (tokio-postgres refuses it without the name).
+    let may_name = !query.to_ascii_lowercase().contains("password");
     let mut kept = Vec::new();
     let mut s = query;
     while !s.is_empty() {
@@ -133,7 +158,12 @@ fn split_url(url: &str) -> Result<(String, SslParams), String> {
         let (raw_key, after) = (&s[..eq], &s[eq + 1..]);
         let (value, next) = after.split_once('&').unwrap_or((after, ""));
         let taken = match (percent_decode(raw_key), percent_decode(value)) {
-            (Some(key), Some(value)) => take_param(&mut params, &key, &value),
+            (Some(key), Some(value)) => {
+                if may_name {
+                    refuse_unknown(&key, &value)?;
+                }
+                take_param(&mut params, &key, &value)
+            }
             _ => false, // left for tokio-postgres to reject
         };
         if !taken {
@@ -348,5 +378,25 @@ mod tests {
             split_key_values("host=h  sslmode = 'verify-ca' password='a  b\\'c'").unwrap();
         assert_eq!(rest, "host=h password='a  b\\'c'");
         assert_eq!(p.sslmode.as_deref(), Some("verify-ca"));
+    }
+
+    #[test]
+    fn url_parameters_are_honoured_or_refused_by_name() {
+        let err = |q: &str| {
+            split_url(&format!("postgres://u:secret@h/d?{q}"))
+                .err()
+                .unwrap_or_default()
+        };
+        assert!(err("search_path=app").contains("`search_path`"));
+        assert!(err("schema=app").contains("`schema=app` is Prisma's"));
+        for q in [
+            "schema=public",
+            "channel_binding=require",
+            "options=-c%20x%3D1",
+            "connect_timeout=5",
+        ] {
+            assert!(split_url(&format!("postgres://u@h/d?{q}")).is_ok(), "{q}");
+        }
+        assert!(split_url("postgres://u@h/d?password=a&search_path=x").is_ok());
     }
 }

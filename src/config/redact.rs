@@ -204,6 +204,18 @@ pub(super) fn describe(pg: &tokio_postgres::Config, params: &SslParams) -> Strin
     if let Some(name) = pg.get_application_name() {
         options.push(("application_name", name.to_string()));
     }
+    match pg.get_channel_binding() {
+        tokio_postgres::config::ChannelBinding::Disable => {
+            options.push(("channel_binding", "disable".into()))
+        }
+        tokio_postgres::config::ChannelBinding::Require => {
+            options.push(("channel_binding", "require".into()))
+        }
+        _ => {}
+    }
+    if let Some(o) = pg.get_options() {
+        options.push(("options", o.to_string()));
+    }
     match pg.get_target_session_attrs() {
         TargetSessionAttrs::ReadWrite => {
             options.push(("target_session_attrs", "read-write".into()))
