@@ -62,7 +62,7 @@ pub async fn run(command: Command, cfg: &Config) -> Result<Success, Error> {
 async fn clean_up(sessions: &[&Session]) -> String {
     async fn steps(session: &Session) -> Result<(), tokio_postgres::Error> {
         if let Err(e) = session.cancel().await {
-            warn!(error = %pg::describe(&e), "could not send the cancel request");
+            warn!(error = %e, "could not send the cancel request");
         }
         // Queued behind the cancelled statement, on the same session.
         let _ = session.batch_execute("ROLLBACK").await;

@@ -82,8 +82,16 @@ pub struct Statement {
     pub candidates: Vec<Candidate>,
 }
 
-/// Classifies one statement; `None` when the grammar cannot read it ("lock unknown").
+/// Past this size a statement is data (a bulk INSERT, a large literal), not DDL to judge, and
+/// its parse tree would cost several times its size in memory: it is "lock unknown".
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// Classifies one statement; `None` when the grammar cannot read it or it is over
+/// [`MAX_BYTES`] ("lock unknown").
 pub fn classify(sql: &str) -> Option<Statement> {
+    if sql.len() > MAX_BYTES {
+        return None;
+    }
     let parsed = pg_query::parse(sql).ok()?;
     let mut out = Statement::default();
     for raw in &parsed.protobuf.stmts {

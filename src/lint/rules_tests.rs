@@ -105,6 +105,8 @@ fn timeouts_and_creates_and_unknown_syntax() {
         .collect();
     assert_eq!(creates, ["s.n"]);
     assert!(classify("CREATE FROBNICATE everything").is_none());
+    let huge = format!("INSERT INTO t VALUES ('{}')", "x".repeat(MAX_BYTES));
+    assert!(classify(&huge).is_none(), "a bulk statement is not parsed");
     assert!(rules("DROP INDEX CONCURRENTLY i").is_empty());
     assert_eq!(rules("DROP INDEX i"), ["drop-index-not-concurrent"]);
 }

@@ -77,7 +77,7 @@ pub async fn apply(
 
 /// Runs a transactional batch, retrying it from the start when it hit `lock_timeout`.
 async fn run_transaction(
-    client: &Client,
+    client: &Session,
     settings: &MigrateSettings,
     source: &Source,
     indices: &[usize],
@@ -117,13 +117,20 @@ async fn run_transaction(
 
 /// Sends the batch a segment at a time; the failing segment comes back with the error.
 async fn send<'a>(
-    client: &Client,
+    client: &Session,
     source: &'a Source,
     batch: &Batch,
 ) -> Result<(), (tokio_postgres::Error, Segment<'a>)> {
     for k in 0..batch.segment_count() {
         let segment = batch.segment(source, k);
-        if let Err(e) = client.batch_execute(&segment.text).await {
+        let file = segment
+            .in_file()
+            .and_then(|(i, range)| Some((&source.migrations.get(i)?.text, range)));
+        let sent = match file {
+            Some((text, range)) => client.execute_shared(text, range).await,
+            None => client.batch_execute(&segment.text).await,
+        };
+        if let Err(e) = sent {
             return Err((e, segment));
         }
     }
@@ -135,7 +142,7 @@ async fn send<'a>(
 /// because a multi-statement query is an implicit transaction. The file's own transaction
 /// control is honoured, so what commits is what the file says commits.
 async fn run_outside_transaction(
-    client: &Client,
+    client: &Session,
     history: &History,
     source: &Source,
     index: usize,
@@ -161,7 +168,11 @@ async fn run_outside_transaction(
             .unwrap_or_default();
         let ran = match concurrent::waits_for_others(&words) {
             true => concurrent::run(client, sql, ddl_lock_timeout, watch).await,
-            false => client.batch_execute(sql).await,
+            false => {
+                client
+                    .execute_shared(&m.text, *offset..offset + sql.len())
+                    .await
+            }
         };
         if let Err(e) = ran {
             if done.open {

@@ -62,7 +62,7 @@ pub struct Migration {
     /// The file name, relative to the migrations folder, for messages.
     pub file: String,
     /// The file as Drizzle reads it: invalid UTF-8 replaced by U+FFFD, BOM and CRLF kept.
-    pub text: String,
+    pub text: std::sync::Arc<String>,
     /// SHA-256 hex of `text`: Drizzle's `hash`, db-init's `checksum`.
     pub checksum: String,
     /// `Some` when the migration runs statement by statement outside a transaction.
@@ -96,7 +96,8 @@ impl Migration {
             file,
             checksum: text::sha256_hex(&text),
             lines: LineIndex::new(&text),
-            text,
+            // Shared, not copied, with the socket that sends a large statement (`pg::splice`).
+            text: std::sync::Arc::new(text),
             outside: None,
             invalid_utf8_at,
             statements,
@@ -233,7 +234,7 @@ mod tests {
             b"SELECT '\xff';".to_vec(),
             Split::Breakpoints,
         );
-        assert_eq!(m.text, "SELECT '\u{fffd}';");
+        assert_eq!(m.text.as_str(), "SELECT '\u{fffd}';");
         assert_eq!(m.checksum, text::sha256_hex("SELECT '\u{fffd}';"));
         assert_eq!(m.invalid_utf8_at, Some(8));
     }

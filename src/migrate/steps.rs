@@ -185,6 +185,16 @@ impl Batch {
 const CLOSER: &str = "\n;\n";
 
 impl Segment<'_> {
+    /// A statement alone in its query: its migration and its bytes in the file, so that it can
+    /// be sent from the file's text.
+    pub fn in_file(&self) -> Option<(usize, std::ops::Range<usize>)> {
+        let [p] = self.pieces.as_slice() else {
+            return None;
+        };
+        self.alone
+            .then(|| (p.migration, p.file_offset..p.file_offset + self.text.len()))
+    }
+
     /// Maps a server error position (1-based, in characters) to the migration and its file.
     pub fn locate(&self, source: &Source, position: u32) -> Option<(usize, Location)> {
         let at = (position as usize).checked_sub(1)?;

@@ -8,10 +8,11 @@ use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{AsyncMessage, Config};
+use tokio_postgres::Config;
 use tracing::{debug, info, warn};
 
 use super::error::{classify, describe, Failure};
+use super::socket::{self, Failed};
 use super::{tls, Session};
 use crate::config::{ConnectSettings, Database};
 use crate::retry::Backoff;
@@ -137,27 +138,8 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
             .connect_timeout
             .min(deadline.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(50));
-        let last = match tokio::time::timeout(budget, pg.connect(tls.clone())).await {
-            Ok(Ok((client, mut connection))) => {
-                // Drives the connection and counts NOTIFYs (a replica that released the lock),
-                // so waiters wake at once instead of at their next poll. Ends when the client
-                // is dropped or the socket closes.
-                let (notified, wakeups) = tokio::sync::watch::channel(0u64);
-                tokio::spawn(async move {
-                    loop {
-                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                            Some(Ok(AsyncMessage::Notification(_))) => {
-                                notified.send_modify(|n| *n += 1)
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                debug!(error = %e, "connection closed");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                });
+        let last = match tokio::time::timeout(budget, socket::open(&pg, &tls)).await {
+            Ok(Ok(opened)) => {
                 info!(
                     waited_ms = started.elapsed().as_millis() as u64,
                     attempts, "connected to {url}"
@@ -171,11 +153,17 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
                          that it has a server connection of its own, before it migrates"
                     );
                 }
-                return Ok(Session::new(client, tls, wakeups, pg, url));
+                return Ok(Session::new(
+                    opened.client,
+                    tls,
+                    (opened.wakeups, opened.via),
+                    pg,
+                    url,
+                ));
             }
             // db-init's own additions are dropped, at once; the URL's own `options` are the
             // user's setting, and their refusal is an error that names them.
-            Ok(Err(e)) if rejects_options(&e) && (ours || users_options) => {
+            Ok(Err(Failed::Pg(e))) if rejects_options(&e) && (ours || users_options) => {
                 if !ours {
                     return Err(ConnectError::Refused {
                         url,
@@ -195,7 +183,13 @@ pub async fn connect(db: &Database, s: &ConnectSettings) -> Result<Session, Conn
                 debug!(error = %describe(&e), "startup options rejected: connecting again without db-init's");
                 continue;
             }
-            Ok(Err(e)) => match classify(&e) {
+            // Nothing listens, the name does not resolve: the server is not up yet. A socket
+            // that does not open within connect_timeout is a hang, which backs off.
+            Ok(Err(Failed::Socket(e))) => {
+                absent = e.kind() != std::io::ErrorKind::TimedOut;
+                format!("error connecting to server: {e}")
+            }
+            Ok(Err(Failed::Pg(e))) => match classify(&e) {
                 Failure::Refused => {
                     return Err(ConnectError::Refused {
                         url,

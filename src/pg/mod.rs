@@ -1,5 +1,6 @@
 //! PostgreSQL: connecting (with TLS), the session and its settings, the advisory lock, telling a
-//! session from a pooler's shared connections, quoting, and the one server-error type.
+//! session from a pooler's shared connections, the socket and the large statements written
+//! through it, quoting, and the one server-error type.
 
 mod connect;
 mod error;
@@ -7,6 +8,8 @@ pub mod lock;
 pub mod pooler;
 pub mod quote;
 mod session;
+mod socket;
+mod splice;
 pub mod tls;
 mod tls_pinned;
 mod tls_stream;

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::socket::Via;
 use super::tls::Connector;
 use tokio_postgres::{CancelToken, Client, SimpleQueryMessage};
 
@@ -18,13 +22,15 @@ pub struct Session {
     url: String,
     /// Counts the NOTIFYs this session received (see `LISTEN` in the lock wait).
     wakeups: tokio::sync::watch::Receiver<u64>,
+    /// Whose socket it is, where it goes, and (db-init's own) where a large statement goes.
+    via: Via,
 }
 
 impl Session {
     pub(super) fn new(
         client: Client,
         tls: Connector,
-        wakeups: tokio::sync::watch::Receiver<u64>,
+        (wakeups, via): (tokio::sync::watch::Receiver<u64>, Via),
         config: tokio_postgres::Config,
         url: String,
     ) -> Session {
@@ -35,6 +41,7 @@ impl Session {
             wakeups,
             config,
             url,
+            via,
         }
     }
 
@@ -64,8 +71,34 @@ impl Session {
     }
 
     /// Asks the server to cancel whatever this session is running (over a separate connection).
-    pub async fn cancel(&self) -> Result<(), tokio_postgres::Error> {
-        self.cancel.cancel_query(self.tls.clone()).await
+    pub async fn cancel(&self) -> Result<(), String> {
+        super::socket::cancel(&self.config, &self.tls, &self.cancel, &self.via).await
+    }
+
+    /// Runs `text[range]` as one query. A large statement is written to the socket from `text`
+    /// itself instead of being copied twice more on its way (see `splice`).
+    pub async fn execute_shared(
+        &self,
+        text: &Arc<String>,
+        range: Range<usize>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let sql = text.get(range.clone()).unwrap_or_default();
+        let slot = match &self.via {
+            Via::Ours { slot, .. } if sql.len() >= super::splice::MIN_BYTES => slot,
+            _ => return self.client.batch_execute(sql).await,
+        };
+        let Some(marker) = slot.arm(text, range) else {
+            return self.client.batch_execute(sql).await;
+        };
+        let result = self.client.batch_execute(&marker).await;
+        // Not taken, the server saw the marker and failed on it (42883): nothing ran.
+        let sent = slot.disarm();
+        tracing::debug!(
+            bytes = sql.len(),
+            sent,
+            "large statement written from the file's text"
+        );
+        result
     }
 
     /// Session settings for doing work (migrations, seeds), sent once in one round trip.

@@ -39,6 +39,16 @@ where
     }
 }
 
+impl Connector {
+    /// The handshake for one host, for a socket db-init opened itself.
+    pub fn for_host(
+        &self,
+        hostname: &str,
+    ) -> Result<super::tls_stream::Connect, rustls::pki_types::InvalidDnsNameError> {
+        MakeTlsConnect::<super::socket::Socket>::make_tls_connect(&mut self.clone(), hostname)
+    }
+}
+
 /// What tokio-postgres is told (it only knows disable/prefer/require) and the connector that
 /// does the verification db-init wants.
 pub fn connector(

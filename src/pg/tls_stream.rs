@@ -15,6 +15,8 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
+use super::splice::{Slot, Spliced};
+
 #[derive(Clone)]
 pub struct MakeConnect {
     config: Arc<ClientConfig>,
@@ -41,6 +43,7 @@ where
         Ok(Connect {
             name,
             connector: tokio_rustls::TlsConnector::from(Arc::clone(&self.config)),
+            slot: None,
         })
     }
 }
@@ -48,6 +51,15 @@ where
 pub struct Connect {
     name: ServerName<'static>,
     connector: tokio_rustls::TlsConnector,
+    /// Where a large statement is handed over (see `splice`): above TLS, in plain text.
+    slot: Option<Arc<Slot>>,
+}
+
+impl Connect {
+    pub fn spliced(mut self, slot: Arc<Slot>) -> Connect {
+        self.slot = Some(slot);
+        self
+    }
 }
 
 impl<S> TlsConnect<S> for Connect
@@ -59,18 +71,21 @@ where
     type Future = Pin<Box<dyn Future<Output = io::Result<Stream<S>>> + Send>>;
 
     fn connect(self, stream: S) -> Self::Future {
-        Box::pin(async move { self.connector.connect(self.name, stream).await.map(Stream) })
+        Box::pin(async move {
+            let tls = self.connector.connect(self.name, stream).await?;
+            Ok(Stream(Spliced::new(tls, self.slot)))
+        })
     }
 }
 
-pub struct Stream<S>(tokio_rustls::client::TlsStream<S>);
+pub struct Stream<S>(Spliced<tokio_rustls::client::TlsStream<S>>);
 
 impl<S> tokio_postgres::tls::TlsStream for Stream<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn channel_binding(&self) -> ChannelBinding {
-        let (_, session) = self.0.get_ref();
+        let (_, session) = self.0.get_ref().get_ref();
         let Some(cert) = session.peer_certificates().and_then(|c| c.first()) else {
             return ChannelBinding::none();
         };

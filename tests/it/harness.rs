@@ -227,6 +227,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// This cluster as a server the tests talk to (psql, URLs).
+    pub fn server(&self) -> Server {
+        Server {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: "postgres".into(),
+            password: PASSWORD.into(),
+            bin: self.bin.clone(),
+            dir: Some(self.dir.clone()),
+        }
+    }
+
     pub fn stop(&self) {
         let _ = self
             .command("pg_ctl")

@@ -9,6 +9,7 @@ mod fleet;
 mod harness;
 mod hints;
 mod journal;
+mod large;
 mod lint;
 mod lock;
 mod migrate;
