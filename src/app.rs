@@ -250,9 +250,10 @@ async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> 
     }
     let seeds = seed::load(&cfg.seed.dir)?;
     let mut out = report::plan_text(&source, &a, cfg);
-    if cfg.migrate.lint != crate::config::Lint::Off {
+    if cfg.migrate.lint.mode != crate::config::Lint::Off {
         let session = connect(cfg, cell).await?;
-        out.push_str(&crate::lint::plan_text(session, &source, &a.plan.pending()).await);
+        let pending = a.plan.pending();
+        out.push_str(&crate::lint::plan_text(session, &cfg.migrate.lint, &source, &pending).await);
     }
     if !seeds.is_empty() {
         let session = connect(cfg, cell).await?;

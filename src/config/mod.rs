@@ -5,8 +5,11 @@
 mod conn_string;
 mod database;
 mod error;
+mod lint;
 mod redact;
 pub mod settings;
+
+pub use lint::{Lint, LintSettings, RuleLevel};
 pub(crate) mod value;
 
 use std::cell::RefCell;
@@ -39,15 +42,6 @@ fn warn_or_error(s: &str) -> Result<Unlisted, String> {
         "error" => Ok(Unlisted::Error),
         _ => Err("expected `warn` or `error`".into()),
     }
-}
-
-/// The lock analysis (`lint`): `off`, `warn` (findings are logged; only a statement that would
-/// fail stops the run), `error` (every finding stops it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lint {
-    Off,
-    Warn,
-    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +91,7 @@ pub struct MigrateSettings {
     pub in_transaction: Vec<String>,
     pub drizzle_schema: String,
     pub drizzle_table: String,
-    pub lint: Lint,
+    pub lint: LintSettings,
 }
 
 /// What the seeds need.
@@ -223,12 +217,12 @@ impl Config {
                 in_transaction: layers.parse("in_transaction", value::parse_list)?,
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
                 drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
-                lint: layers.parse("lint", |s| match s {
-                    "off" => Ok(Lint::Off),
-                    "warn" => Ok(Lint::Warn),
-                    "error" => Ok(Lint::Error),
-                    _ => Err("expected `off`, `warn` or `error`".into()),
-                })?,
+                lint: LintSettings {
+                    mode: layers.parse("lint", lint::parse_mode)?,
+                    large: layers.parse("lint_large", lint::parse_bytes)?,
+                    huge: layers.parse("lint_huge", lint::parse_bytes)?,
+                    rules: layers.parse("lint_rules", lint::parse_rules)?,
+                },
             },
             seed: SeedSettings {
                 dir: layers.parse("seeds", value::parse_path)?,

@@ -1,159 +1,45 @@
 //! The live catalog's say on each candidate, read-only and only when something is pending:
 //! whether the table exists (or is created earlier in the same run), its size and rows, the
-//! volatility of a default's functions, a valid CHECK that proves NOT NULL. A table that is new or
-//! empty silences a finding; one that has rows makes it a warning, or an error when the statement
-//! would fail.
+//! volatility of a default's functions, a valid CHECK that proves NOT NULL, a binary-coercible
+//! cast. All of the SQL the lock analysis sends is here.
 
 use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::rules::{self, Candidate, Lock, Needs, Table};
-use crate::migrate::Source;
+use super::rules::Table;
 use crate::pg::quote::{quote_ident, quote_literal};
 use crate::pg::PgError;
 
-/// A confirmed finding, where it is and what the catalog said.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub rule: &'static str,
-    pub lock: Lock,
-    pub table: String,
-    /// `"12 MB, ~150000 rows"`, or empty when the rule does not depend on the table.
-    pub size: String,
-    pub why: &'static str,
-    pub fix: &'static str,
-    /// The statement would fail: the migration cannot succeed as written.
-    pub fails: bool,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: [{}] {}",
-            self.file, self.line, self.column, self.rule, self.lock
-        )?;
-        if !self.table.is_empty() {
-            write!(f, " on {}", self.table)?;
-        }
-        if !self.size.is_empty() {
-            write!(f, " ({})", self.size)?;
-        }
-        write!(f, ": {}; instead: {}", self.why, self.fix)
-    }
-}
-
-struct Located {
-    file: String,
-    line: usize,
-    column: usize,
-    candidate: Candidate,
-}
-
 /// What the catalog knows of one table.
 #[derive(Default)]
-struct Facts {
-    exists: bool,
-    bytes: i64,
-    rows: i64,
+pub struct Facts {
+    pub exists: bool,
+    pub bytes: i64,
+    pub rows: i64,
     not_null_checks: String,
 }
 
-/// The findings of the pending migrations, in order. One catalog query for all the tables
-/// they touch, one more for the functions of column defaults, if any.
-pub async fn findings(
-    client: &Client,
-    source: &Source,
-    pending: &[usize],
-) -> Result<Vec<Finding>, PgError> {
-    let mut created: HashSet<Table> = HashSet::new();
-    let mut located = Vec::new();
-    for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
-        for (_, offset, sql) in m.top_level_statements() {
-            let Some(stmt) = rules::classify(sql) else {
-                continue;
-            };
-            let (line, column) = m.line_col(offset + crate::migrate::sql::leading_blank(sql));
-            for candidate in stmt.candidates {
-                if candidate.needs != Needs::Nothing && is_created(&created, &candidate.table) {
-                    continue;
-                }
-                located.push(Located {
-                    file: m.file.clone(),
-                    line,
-                    column,
-                    candidate,
-                });
-            }
-            created.extend(stmt.creates);
-        }
+impl Facts {
+    pub fn has_rows(&self) -> bool {
+        self.exists && (self.rows > 0 || self.bytes > 0)
     }
-    let tables: Vec<&Table> = located
-        .iter()
-        .filter(|l| l.candidate.needs != Needs::Nothing)
-        .map(|l| &l.candidate.table)
-        .collect();
-    let facts = table_facts(client, &tables).await?;
-    let functions: Vec<&str> = located
-        .iter()
-        .filter_map(|l| match &l.candidate.needs {
-            Needs::VolatileDefault(f) => Some(f.iter().map(String::as_str)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let volatile = volatile_functions(client, &functions).await?;
-    let mut out = Vec::new();
-    for l in located {
-        let c = &l.candidate;
-        let f = facts.get(&c.table.to_string());
-        let has_rows = f.is_some_and(|f| f.exists && (f.rows > 0 || f.bytes > 0));
-        let keep = match &c.needs {
-            Needs::Nothing => true,
-            Needs::Rows => has_rows,
-            // A refusal must be sure: the size only says the table may hold rows.
-            Needs::FailsWithRows => has_rows && any_row(client, &c.table).await?,
-            Needs::VolatileDefault(fs) => has_rows && fs.iter().any(|f| volatile.contains(f)),
-            Needs::NoNotNullCheck(col) => {
-                has_rows && !f.is_some_and(|f| proves_not_null(&f.not_null_checks, col))
-            }
-        };
-        if !keep {
-            continue;
-        }
-        let size = match (&c.needs, f) {
-            (Needs::Nothing, _) | (_, None) => String::new(),
-            (_, Some(f)) => format!("{}, ~{} rows", bytes(f.bytes), f.rows.max(0)),
-        };
-        out.push(Finding {
-            file: l.file,
-            line: l.line,
-            column: l.column,
-            rule: c.rule,
-            lock: c.lock,
-            table: c.table.to_string(),
-            size,
-            why: c.why,
-            fix: c.fix,
-            fails: c.needs == Needs::FailsWithRows,
-        });
+
+    /// A valid `CHECK (col IS NOT NULL)` lets `SET NOT NULL` skip its scan (PostgreSQL 12+).
+    pub fn proves_not_null(&self, column: &str) -> bool {
+        proves_not_null(&self.not_null_checks, column)
     }
-    Ok(out)
 }
 
 /// Created earlier in the run: by the name as written, or unqualified (the search path's).
-fn is_created(created: &HashSet<Table>, t: &Table) -> bool {
+pub fn is_created(created: &HashSet<Table>, t: &Table) -> bool {
     created.contains(t)
         || created
             .iter()
             .any(|c| c.name == t.name && (c.schema.is_empty() || t.schema.is_empty()))
 }
 
-async fn table_facts(
+pub async fn table_facts(
     client: &Client,
     tables: &[&Table],
 ) -> Result<HashMap<String, Facts>, PgError> {
@@ -164,14 +50,10 @@ async fn table_facts(
     let values: Vec<String> = tables
         .iter()
         .map(|t| {
-            let reg = match t.schema.is_empty() {
-                true => quote_ident(&t.name),
-                false => format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)),
-            };
             format!(
                 "({}, {})",
                 quote_literal(&t.to_string()),
-                quote_literal(&reg)
+                quote_literal(&regclass(t))
             )
         })
         .collect();
@@ -208,7 +90,7 @@ async fn table_facts(
 }
 
 /// Whether the table holds at least one row (read once, for a refusal only).
-async fn any_row(client: &Client, t: &Table) -> Result<bool, PgError> {
+pub async fn any_row(client: &Client, t: &Table) -> Result<bool, PgError> {
     let sql = format!("SELECT EXISTS (SELECT 1 FROM {})::text", regclass(t));
     let got = crate::pg::first_text(client, &sql)
         .await
@@ -225,7 +107,10 @@ fn regclass(t: &Table) -> String {
 }
 
 /// Of these function names, the ones with a volatile overload (`pg_proc.provolatile = 'v'`).
-async fn volatile_functions(client: &Client, names: &[&str]) -> Result<HashSet<String>, PgError> {
+pub async fn volatile_functions(
+    client: &Client,
+    names: &[&str],
+) -> Result<HashSet<String>, PgError> {
     if names.is_empty() {
         return Ok(HashSet::new());
     }
@@ -251,13 +136,27 @@ fn proves_not_null(checks: &str, column: &str) -> bool {
         .any(|c| want.iter().any(|w| c.contains(w.as_str())))
 }
 
-fn bytes(n: i64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{} kB", n >> 10),
-        n => format!("{n} bytes"),
-    }
+/// Whether changing `table.column` to `to` (type, modifier) is binary-coercible: the same type
+/// with a looser modifier, or a binary cast (`pg_cast.castmethod = 'b'`) to an unmodified type
+/// (`varchar(n)` to `text`). Then PostgreSQL rewrites nothing.
+pub async fn coercible(
+    client: &Client,
+    table: &Table,
+    column: &str,
+    to: &(String, i32),
+) -> Result<bool, PgError> {
+    let (ty, modifier) = to;
+    let sql = format!(
+        "SELECT coalesce(bool_or((n.oid = a.atttypid AND ({m} = -1 OR (a.atttypmod <> -1 AND {m} >= a.atttypmod)))          OR ({m} = -1 AND EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = a.atttypid          AND c.casttarget = n.oid AND c.castmethod = 'b'))), false)::text          FROM pg_attribute a, (SELECT to_regtype({ty})::oid) n(oid)          WHERE a.attrelid = to_regclass({rel}) AND a.attname = {col} AND NOT a.attisdropped",
+        m = modifier,
+        ty = quote_literal(ty),
+        rel = quote_literal(&regclass(table)),
+        col = quote_literal(column),
+    );
+    let got = crate::pg::first_text(client, &sql)
+        .await
+        .map_err(|e| PgError::new(format!("reading the type of {table}.{column}"), e))?;
+    Ok(got.as_deref() == Some("true"))
 }
 
 #[cfg(test)]
@@ -281,12 +180,5 @@ mod tests {
         assert!(is_created(&created, &t("", "users")));
         assert!(is_created(&created, &t("public", "users")));
         assert!(!is_created(&created, &t("", "orders")));
-    }
-
-    #[test]
-    fn sizes_read_as_people_say_them() {
-        assert_eq!(bytes(512), "512 bytes");
-        assert_eq!(bytes(8192), "8 kB");
-        assert_eq!(bytes(3 << 20), "3.0 MB");
     }
 }

@@ -2,27 +2,39 @@
 //! PostgreSQL's own grammar (`rules.rs`), and what it would do is judged against the live tables
 //! (`catalog.rs`): a new or empty table silences a finding that a large one makes loud.
 
-pub mod catalog;
+mod alter;
+pub mod analyze;
+mod catalog;
+pub mod finding;
+pub mod ids;
 pub mod rules;
+mod suppress;
+
+pub use finding::{Finding, Severity};
 
 use tokio_postgres::Client;
 
+use crate::config::LintSettings;
 use crate::migrate::Source;
 
 /// What `plan` prints after the statements: every finding as a comment, or that there is none.
-pub async fn plan_text(client: &Client, source: &Source, pending: &[usize]) -> String {
+pub async fn plan_text(
+    client: &Client,
+    settings: &LintSettings,
+    source: &Source,
+    pending: &[usize],
+) -> String {
     if pending.is_empty() {
         return String::new();
     }
-    match catalog::findings(client, source, pending).await {
+    match analyze::findings(client, settings, source, pending).await {
         Ok(f) if f.is_empty() => "-- lock analysis: no finding\n".to_string(),
         Ok(f) => {
             let mut out = format!("-- lock analysis: {} finding(s)\n", f.len());
             for finding in f {
-                let stops = if finding.fails {
-                    " [stops the run]"
-                } else {
-                    ""
+                let stops = match finding.stops {
+                    true => " [stops the run]",
+                    false => "",
                 };
                 out.push_str(&format!("-- {finding}{stops}\n"));
             }

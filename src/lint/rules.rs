@@ -3,17 +3,21 @@
 //! candidate findings that the live catalog then confirms or silences (see `catalog.rs`).
 
 use pg_query::protobuf::a_const::Val;
-use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
-use pg_query::{NodeEnum, NodeRef};
+use pg_query::protobuf::{ObjectType, ReindexObjectType};
+use pg_query::NodeEnum;
+
+use super::alter::alter_cmd;
 
 /// PostgreSQL's table lock modes, weakest first (docs, "Explicit Locking").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Lock {
     AccessShare,
+    RowShare,
     RowExclusive,
     ShareUpdateExclusive,
     Share,
     ShareRowExclusive,
+    Exclusive,
     AccessExclusive,
 }
 
@@ -21,10 +25,12 @@ impl std::fmt::Display for Lock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Lock::AccessShare => "ACCESS SHARE",
+            Lock::RowShare => "ROW SHARE",
             Lock::RowExclusive => "ROW EXCLUSIVE",
             Lock::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
             Lock::Share => "SHARE",
             Lock::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
+            Lock::Exclusive => "EXCLUSIVE",
             Lock::AccessExclusive => "ACCESS EXCLUSIVE",
         })
     }
@@ -55,6 +61,12 @@ pub enum Needs {
     VolatileDefault(Vec<String>),
     /// As `Rows`, and no valid CHECK constraint proves the column NOT NULL.
     NoNotNullCheck(String),
+    /// As `Rows`, and the column's type change is not binary-coercible (`to`: the new type and
+    /// its modifier, `None` when a USING clause or an unread modifier means a rewrite anyway).
+    Rewrite {
+        column: String,
+        to: Option<(String, i32)>,
+    },
     /// The table has rows: the statement would fail (a migration that cannot succeed).
     FailsWithRows,
     /// Nothing: the statement itself is the finding (a rename, a drop, a timeout switched off).
@@ -103,7 +115,7 @@ pub fn classify(sql: &str) -> Option<Statement> {
     Some(out)
 }
 
-fn name(rv: Option<&pg_query::protobuf::RangeVar>) -> Table {
+pub(super) fn name(rv: Option<&pg_query::protobuf::RangeVar>) -> Table {
     rv.map(|r| Table {
         schema: r.schemaname.clone(),
         name: r.relname.clone(),
@@ -111,7 +123,7 @@ fn name(rv: Option<&pg_query::protobuf::RangeVar>) -> Table {
     .unwrap_or_default()
 }
 
-fn take(out: &mut Statement, lock: Lock, table: &Table) {
+pub(super) fn take(out: &mut Statement, lock: Lock, table: &Table) {
     if out.lock.as_ref().is_none_or(|(l, _)| lock > *l) {
         out.lock = Some((lock, table.clone()));
     }
@@ -172,6 +184,72 @@ fn statement(node: &NodeEnum, out: &mut Statement) {
                 fix: "DROP INDEX CONCURRENTLY, alone in its migration",
             });
         }
+        NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectTable as i32 => {
+            for table in d.objects.iter().filter_map(qualified) {
+                take(out, Lock::AccessExclusive, &table);
+                out.candidates.push(Candidate {
+                    rule: "drop-table",
+                    lock: Lock::AccessExclusive,
+                    table,
+                    needs: Needs::Nothing,
+                    why: "the pods still running the previous release query the table and fail until they are replaced; its rows are gone",
+                    fix: "stop using the table in a release first, then drop it in the next",
+                });
+            }
+        }
+        NodeEnum::ReindexStmt(r) => {
+            let concurrent = r.params.iter().any(|p| {
+                matches!(p.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname == "concurrently")
+            });
+            let kind = ReindexObjectType::try_from(r.kind).unwrap_or(ReindexObjectType::Undefined);
+            let on_one = matches!(
+                kind,
+                ReindexObjectType::ReindexObjectIndex | ReindexObjectType::ReindexObjectTable
+            );
+            if !concurrent && on_one {
+                let table = name(r.relation.as_ref());
+                take(out, Lock::Share, &table);
+                out.candidates.push(Candidate {
+                    rule: "reindex-not-concurrent",
+                    lock: Lock::AccessExclusive,
+                    table,
+                    needs: Needs::Rows,
+                    why: "rebuilds under a SHARE lock on the table (ACCESS EXCLUSIVE on the index): writes wait, and reads that use the index",
+                    fix: "REINDEX ... CONCURRENTLY (PostgreSQL 12+), alone in its migration",
+                });
+            }
+        }
+        NodeEnum::ClusterStmt(c) if c.relation.is_some() => {
+            rewrite(out, name(c.relation.as_ref()), "cluster");
+        }
+        NodeEnum::VacuumStmt(v)
+            if v.is_vacuumcmd
+                && v.options.iter().any(|o| {
+                    matches!(o.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname == "full")
+                }) =>
+        {
+            for r in &v.rels {
+                if let Some(NodeEnum::VacuumRelation(vr)) = r.node.as_ref() {
+                    rewrite(out, name(vr.relation.as_ref()), "vacuum-full");
+                }
+            }
+        }
+        NodeEnum::RefreshMatViewStmt(r) => {
+            let table = name(r.relation.as_ref());
+            if r.concurrent {
+                take(out, Lock::Exclusive, &table);
+            } else {
+                take(out, Lock::AccessExclusive, &table);
+                out.candidates.push(Candidate {
+                    rule: "refresh-not-concurrent",
+                    lock: Lock::AccessExclusive,
+                    table,
+                    needs: Needs::Rows,
+                    why: "recomputes the view under an ACCESS EXCLUSIVE lock: every read of it waits",
+                    fix: "REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index on the view)",
+                });
+            }
+        }
         NodeEnum::VariableSetStmt(v)
             if matches!(v.name.as_str(), "lock_timeout" | "statement_timeout") =>
         {
@@ -198,153 +276,46 @@ fn statement(node: &NodeEnum, out: &mut Statement) {
     }
 }
 
-fn alter_cmd(c: &pg_query::protobuf::AlterTableCmd, table: &Table, out: &mut Statement) {
-    let kind = AlterTableType::try_from(c.subtype).unwrap_or(AlterTableType::Undefined);
-    let def = c.def.as_ref().and_then(|d| d.node.as_ref());
-    let mut push = |rule, lock, needs, why, fix| {
-        out.candidates.push(Candidate {
-            rule,
-            lock,
-            table: table.clone(),
-            needs,
-            why,
-            fix,
+/// The String nodes of a name list (`schema.name`, a function's qualified name).
+pub(super) fn strings(nodes: &[pg_query::protobuf::Node]) -> Vec<&str> {
+    nodes
+        .iter()
+        .filter_map(|p| match p.node.as_ref() {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
         })
-    };
-    let lock = match kind {
-        AlterTableType::AtAddColumn => {
-            if let Some(NodeEnum::ColumnDef(col)) = def {
-                let has_default = col.raw_default.is_some()
-                    || col.constraints.iter().any(|n| {
-                        matches!(n.node.as_ref(), Some(NodeEnum::Constraint(k)) if k.contype == ConstrType::ConstrDefault as i32)
-                    });
-                let not_null = col.is_not_null
-                    || col.constraints.iter().any(|n| {
-                        matches!(n.node.as_ref(), Some(NodeEnum::Constraint(k)) if k.contype == ConstrType::ConstrNotnull as i32)
-                    });
-                let functions = default_functions(col);
-                if not_null && !has_default {
-                    push("add-column-not-null-without-default", Lock::AccessExclusive, Needs::FailsWithRows,
-                        "a NOT NULL column without a default cannot be added to a table that has rows (23502): the migration fails",
-                        "add it with a DEFAULT, or nullable, backfill, then SET NOT NULL");
-                } else if !functions.is_empty() {
-                    push("add-column-volatile-default", Lock::AccessExclusive, Needs::VolatileDefault(functions),
-                        "a volatile default rewrites the whole table under an ACCESS EXCLUSIVE lock",
-                        "add the column without the default (or with a constant one), backfill in batches, then SET DEFAULT");
-                }
-            }
-            Lock::AccessExclusive
-        }
-        AlterTableType::AtSetNotNull => {
-            push("set-not-null", Lock::AccessExclusive, Needs::NoNotNullCheck(c.name.clone()),
-                "scans the whole table under an ACCESS EXCLUSIVE lock to check for NULLs",
-                "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT in a later migration, then SET NOT NULL (no scan)");
-            Lock::AccessExclusive
-        }
-        AlterTableType::AtAlterColumnType => {
-            push("alter-column-type", Lock::AccessExclusive, Needs::Rows,
-                "changing a column's type rewrites the table and its indexes under an ACCESS EXCLUSIVE lock (unless the cast is binary-coercible, such as varchar(n) to text)",
-                "add a new column, backfill in batches, switch the app, drop the old one");
-            Lock::AccessExclusive
-        }
-        AlterTableType::AtAddConstraint => match def {
-            Some(NodeEnum::Constraint(k)) => constraint(k, &mut push),
-            _ => Lock::AccessExclusive,
-        },
-        AlterTableType::AtValidateConstraint => Lock::ShareUpdateExclusive,
-        AlterTableType::AtDropColumn => {
-            push("drop-column", Lock::AccessExclusive, Needs::Nothing,
-                "the pods still running the previous release select the column and fail until they are replaced",
-                "stop using the column in a release first, then drop it in the next");
-            Lock::AccessExclusive
-        }
-        AlterTableType::AtSetStatistics
-        | AlterTableType::AtClusterOn
-        | AlterTableType::AtDropCluster
-        | AlterTableType::AtSetRelOptions
-        | AlterTableType::AtResetRelOptions
-        | AlterTableType::AtReplaceRelOptions => Lock::ShareUpdateExclusive,
-        AlterTableType::AtEnableTrig
-        | AlterTableType::AtDisableTrig
-        | AlterTableType::AtEnableTrigAll
-        | AlterTableType::AtDisableTrigAll
-        | AlterTableType::AtEnableTrigUser
-        | AlterTableType::AtDisableTrigUser
-        | AlterTableType::AtAttachPartition => Lock::ShareRowExclusive,
-        AlterTableType::AtDetachPartition => Lock::AccessExclusive,
-        _ => Lock::AccessExclusive,
-    };
-    take(out, lock, table);
+        .collect()
 }
 
-type Push<'a> = dyn FnMut(&'static str, Lock, Needs, &'static str, &'static str) + 'a;
-
-fn constraint(k: &pg_query::protobuf::Constraint, push: &mut Push<'_>) -> Lock {
-    let not_valid = k.skip_validation;
-    match ConstrType::try_from(k.contype).unwrap_or(ConstrType::Undefined) {
-        ConstrType::ConstrForeign => {
-            if !not_valid {
-                push("foreign-key-not-valid", Lock::ShareRowExclusive, Needs::Rows,
-                    "checks every existing row under a SHARE ROW EXCLUSIVE lock on both tables: writes wait for the scan",
-                    "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later migration (SHARE UPDATE EXCLUSIVE: writes go on)");
-            }
-            Lock::ShareRowExclusive
-        }
-        ConstrType::ConstrCheck => {
-            if !not_valid {
-                push("check-not-valid", Lock::AccessExclusive, Needs::Rows,
-                    "checks every existing row under an ACCESS EXCLUSIVE lock: reads and writes wait for the scan",
-                    "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later migration");
-            }
-            Lock::AccessExclusive
-        }
-        ConstrType::ConstrUnique | ConstrType::ConstrPrimary if k.indexname.is_empty() => {
-            push("constraint-builds-index", Lock::AccessExclusive, Needs::Rows,
-                "builds its unique index under an ACCESS EXCLUSIVE lock: reads and writes wait for the build",
-                "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... USING INDEX");
-            Lock::AccessExclusive
-        }
-        _ => Lock::AccessExclusive,
+/// `a.b` from a DROP's object list.
+fn qualified(n: &pg_query::protobuf::Node) -> Option<Table> {
+    let Some(NodeEnum::List(l)) = n.node.as_ref() else {
+        return None;
+    };
+    match strings(&l.items).as_slice() {
+        [name] => Some(Table {
+            schema: String::new(),
+            name: name.to_string(),
+        }),
+        [.., schema, name] => Some(Table {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        }),
+        [] => None,
     }
 }
 
-/// The functions a column default calls (their volatility decides whether the table is
-/// rewritten; `now()` is stable, `gen_random_uuid()` and `random()` are volatile).
-fn default_functions(col: &pg_query::protobuf::ColumnDef) -> Vec<String> {
-    let mut exprs: Vec<&pg_query::protobuf::Node> = col.raw_default.iter().map(|b| &**b).collect();
-    for n in &col.constraints {
-        if let Some(NodeEnum::Constraint(k)) = n.node.as_ref() {
-            if k.contype == ConstrType::ConstrDefault as i32 {
-                exprs.extend(k.raw_expr.iter().map(|b| &**b));
-            }
-        }
-    }
-    let mut names = Vec::new();
-    for expr in exprs {
-        let Some(node) = expr.node.as_ref() else {
-            continue;
-        };
-        let mut all = node.nodes();
-        all.push((node.to_ref(), 0, pg_query::Context::None, false));
-        for (n, ..) in all {
-            if let NodeRef::FuncCall(f) = n {
-                let parts: Vec<&str> = f
-                    .funcname
-                    .iter()
-                    .filter_map(|p| match p.node.as_ref() {
-                        Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(last) = parts.last() {
-                    names.push(last.to_string());
-                }
-            }
-        }
-    }
-    names.sort();
-    names.dedup();
-    names
+/// A command that rewrites the whole table under ACCESS EXCLUSIVE (CLUSTER, VACUUM FULL).
+fn rewrite(out: &mut Statement, table: Table, rule: &'static str) {
+    take(out, Lock::AccessExclusive, &table);
+    out.candidates.push(Candidate {
+        rule,
+        lock: Lock::AccessExclusive,
+        table,
+        needs: Needs::Rows,
+        why: "rewrites the whole table under an ACCESS EXCLUSIVE lock: every query on it waits",
+        fix: "pg_repack or pg_squeeze, outside the migration; or a new table filled in batches",
+    });
 }
 
 #[cfg(test)]

@@ -110,3 +110,117 @@ fn timeouts_and_creates_and_unknown_syntax() {
     assert!(rules("DROP INDEX CONCURRENTLY i").is_empty());
     assert_eq!(rules("DROP INDEX i"), ["drop-index-not-concurrent"]);
 }
+
+#[test]
+fn maintenance_and_partitions() {
+    assert_eq!(rules("REINDEX TABLE t"), ["reindex-not-concurrent"]);
+    assert_eq!(lock("REINDEX INDEX i"), Some(Lock::Share));
+    assert!(rules("REINDEX TABLE CONCURRENTLY t").is_empty());
+    assert!(rules("REINDEX (CONCURRENTLY) INDEX i").is_empty());
+    assert_eq!(rules("CLUSTER t USING i"), ["cluster"]);
+    assert_eq!(rules("VACUUM (FULL) t"), ["vacuum-full"]);
+    assert!(rules("VACUUM t").is_empty());
+    assert_eq!(
+        rules("REFRESH MATERIALIZED VIEW v"),
+        ["refresh-not-concurrent"]
+    );
+    assert_eq!(
+        lock("REFRESH MATERIALIZED VIEW CONCURRENTLY v"),
+        Some(Lock::Exclusive)
+    );
+    assert_eq!(
+        rules("ALTER TABLE p ATTACH PARTITION p1 FOR VALUES IN (1)"),
+        ["attach-partition-scan"]
+    );
+    assert_eq!(
+        lock("ALTER TABLE p ATTACH PARTITION p1 FOR VALUES IN (1)"),
+        Some(Lock::ShareUpdateExclusive)
+    );
+    match classify("ALTER TABLE p ATTACH PARTITION s.p1 FOR VALUES IN (1)").map(|s| s.candidates) {
+        Some(c) => assert_eq!(c.first().map(|c| c.table.to_string()), Some("s.p1".into())),
+        None => panic!("not parsed"),
+    }
+    assert_eq!(
+        rules("ALTER TABLE p DETACH PARTITION p1"),
+        ["detach-partition-not-concurrent"]
+    );
+    assert!(rules("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY").is_empty());
+    assert_eq!(rules("DROP TABLE a, s.b"), ["drop-table", "drop-table"]);
+}
+
+#[test]
+fn rewriting_columns() {
+    assert_eq!(
+        rules("ALTER TABLE t ADD COLUMN id bigserial"),
+        ["add-column-rewrite"]
+    );
+    assert_eq!(
+        rules("ALTER TABLE t ADD COLUMN id int GENERATED ALWAYS AS IDENTITY"),
+        ["add-column-rewrite"]
+    );
+    assert_eq!(
+        rules("ALTER TABLE t ADD COLUMN d int GENERATED ALWAYS AS (a * 2) STORED"),
+        ["add-column-rewrite"]
+    );
+    let to = |sql: &str| match classify(sql).map(|s| s.candidates) {
+        Some(c) => match c.first().map(|c| &c.needs) {
+            Some(Needs::Rewrite { to, .. }) => to.clone(),
+            other => panic!("{other:?}"),
+        },
+        None => panic!("not parsed"),
+    };
+    assert_eq!(
+        to("ALTER TABLE t ALTER COLUMN c TYPE text"),
+        Some(("text".into(), -1))
+    );
+    assert_eq!(
+        to("ALTER TABLE t ALTER COLUMN c TYPE character varying(20)"),
+        Some(("varchar".into(), 24))
+    );
+    assert_eq!(to("ALTER TABLE t ALTER COLUMN c TYPE numeric(10, 2)"), None);
+    assert_eq!(
+        to("ALTER TABLE t ALTER COLUMN c TYPE int USING c::int"),
+        None
+    );
+}
+
+/// The id table (suppressions, overrides) and the classifier agree: each statement below raises
+/// its rule, and every id is raised by one of them.
+#[test]
+fn every_rule_has_an_id() {
+    let corpus = [
+        "CREATE INDEX i ON t (x)",
+        "DROP INDEX i",
+        "REINDEX TABLE t",
+        "ALTER TABLE a ADD CONSTRAINT u UNIQUE (x)",
+        "ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (b) REFERENCES b (id)",
+        "ALTER TABLE a ADD CONSTRAINT c CHECK (x > 0)",
+        "ALTER TABLE t ALTER COLUMN c SET NOT NULL",
+        "ALTER TABLE t ADD COLUMN c int NOT NULL",
+        "ALTER TABLE t ADD COLUMN c uuid DEFAULT gen_random_uuid()",
+        "ALTER TABLE t ADD COLUMN id bigserial",
+        "ALTER TABLE t ALTER COLUMN c TYPE bigint",
+        "ALTER TABLE t DROP COLUMN c",
+        "DROP TABLE t",
+        "ALTER TABLE t RENAME COLUMN a TO b",
+        "ALTER TABLE t RENAME TO u",
+        "SET lock_timeout = 0",
+        "ALTER TABLE p ATTACH PARTITION p1 FOR VALUES IN (1)",
+        "ALTER TABLE p DETACH PARTITION p1",
+        "CLUSTER t USING i",
+        "VACUUM (FULL) t",
+        "REFRESH MATERIALIZED VIEW v",
+    ];
+    let mut raised: Vec<&str> = corpus.iter().flat_map(|sql| rules(sql)).collect();
+    for id in &raised {
+        assert!(
+            super::super::ids::find(id).is_some(),
+            "{id} is not in ids.rs"
+        );
+    }
+    raised.sort();
+    raised.dedup();
+    let mut ids: Vec<&str> = super::super::ids::RULES.iter().map(|r| r.id).collect();
+    ids.sort();
+    assert_eq!(raised, ids);
+}

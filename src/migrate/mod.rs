@@ -206,24 +206,26 @@ async fn lint(
     source: &Source,
     pending: &[usize],
 ) -> Result<(), MigrateError> {
-    use crate::config::Lint;
-    if settings.lint == Lint::Off {
+    if settings.lint.mode == crate::config::Lint::Off {
         return Ok(());
     }
-    let findings = match crate::lint::catalog::findings(client, source, pending).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
-            return Ok(());
-        }
-    };
+    let findings =
+        match crate::lint::analyze::findings(client, &settings.lint, source, pending).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
+                return Ok(());
+            }
+        };
     let mut stop = Vec::new();
     for f in findings {
-        if f.fails || settings.lint == Lint::Error {
+        if f.stops {
             stop.push(Problem::Lint {
                 finding: f.to_string(),
                 fails: f.fails,
             });
+        } else if f.suppressed.is_some() || f.severity == crate::lint::Severity::Info {
+            tracing::info!(rule = f.rule, "{f}");
         } else {
             tracing::warn!(rule = f.rule, "{f}");
         }

@@ -202,7 +202,7 @@ impl fmt::Display for Problem {
             Problem::Validate { warning } => write!(f, "{warning}"),
             Problem::Lint { finding, fails } => match fails {
                 true => write!(f, "{finding} (this statement would fail: nothing was applied)"),
-                false => write!(f, "{finding} (lint: error; set lint: warn to only log it)"),
+                false => write!(f, "{finding} (stopped by lint: error or lint_rules; a `-- db-init-ignore <rule>: <reason>` comment or lint_rules: <rule>=warn lets it through)"),
             },
             Problem::RepairTarget { target } => write!(
                 f,

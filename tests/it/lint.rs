@@ -2,6 +2,9 @@
 //! silence where the catalog proves it harmless (a new table, an empty one, a stable default, a
 //! valid CHECK), a statement that would fail refused before anything is applied.
 
+mod catalog;
+mod policy;
+
 use crate::harness::{write, TestDb};
 
 /// A table `t` with `rows` rows, applied as migration 0001.
@@ -30,7 +33,7 @@ fn an_index_built_without_concurrently_on_a_table_with_rows_is_named_with_its_si
     run.expect(0);
     assert!(
         run.stderr
-            .contains("0002_next.sql:2:1: [index-not-concurrent] SHARE on t (")
+            .contains("0002_next.sql:2:1: info[index-not-concurrent]: SHARE on t (")
             && run.stderr.contains("CREATE INDEX CONCURRENTLY"),
         "{}",
         run.stderr
@@ -68,7 +71,7 @@ fn a_not_null_column_without_default_on_a_table_with_rows_is_refused_before_anyt
     run.expect(7);
     assert!(
         run.stderr
-            .contains("0003_col.sql:1:1: [add-column-not-null-without-default]")
+            .contains("0003_col.sql:1:1: fails[add-column-not-null-without-default]")
             && run.stderr.contains("nothing was applied"),
         "{}",
         run.stderr
@@ -96,7 +99,7 @@ fn the_catalog_decides_defaults_and_not_null() {
     run.expect(0);
     assert!(
         run.stderr
-            .contains("0002_next.sql:1:1: [add-column-volatile-default]"),
+            .contains("0002_next.sql:1:1: info[add-column-volatile-default]"),
         "{}",
         run.stderr
     );
@@ -124,7 +127,8 @@ fn the_catalog_decides_defaults_and_not_null() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("0004_not_null.sql:2:1: [set-not-null]"),
+        run.stderr
+            .contains("0004_not_null.sql:2:1: info[set-not-null]"),
         "{}",
         run.stderr
     );
@@ -135,9 +139,21 @@ fn lint_off_says_nothing_and_lint_error_refuses_every_finding() {
     let db = TestDb::new("lint_policy");
     table_with_rows(&db, 100);
     second(&db, "CREATE INDEX t_email ON t (email);\n");
-    let run = db.run(&["migrate", "--lint", "error"]);
+    // 100 rows are below the default `lint_large`: information, which lint: error lets through.
+    let run = db.run(&["plan", "--lint", "error"]);
+    run.expect(0);
+    assert!(
+        run.stdout.contains("info[index-not-concurrent]"),
+        "{}",
+        run.stdout
+    );
+    let run = db.run(&["migrate", "--lint", "error", "--lint-large", "1kB"]);
     run.expect(7);
-    assert!(run.stderr.contains("lint: error"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning[index-not-concurrent]") && run.stderr.contains("lint: error"),
+        "{}",
+        run.stderr
+    );
     let run = db.run(&["migrate", "--lint", "off"]);
     run.expect(0);
     assert!(
@@ -158,7 +174,7 @@ fn plan_shows_the_findings_after_the_statements() {
         run.stdout.contains("-- lock analysis: 1 finding(s)")
             && run
                 .stdout
-                .contains("-- 0002_next.sql:1:1: [index-not-concurrent] SHARE on t ("),
+                .contains("-- 0002_next.sql:1:1: info[index-not-concurrent]: SHARE on t ("),
         "{}",
         run.stdout
     );

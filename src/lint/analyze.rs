@@ -1,0 +1,173 @@
+//! The findings of the pending migrations: each statement's candidates located in its file,
+//! confirmed or silenced by the catalog, scaled by the table's size, and judged by the policy
+//! (`lint`, `lint_rules`) and the suppression comments.
+
+use std::collections::HashSet;
+
+use tokio_postgres::Client;
+
+use super::catalog::{self, Facts};
+use super::finding::{Finding, Severity};
+use super::rules::{self, Candidate, Needs, Table};
+use super::suppress::{self, Verdict};
+use crate::config::{Lint, LintSettings, RuleLevel};
+use crate::migrate::Source;
+use crate::pg::PgError;
+
+struct Located {
+    file: String,
+    line: usize,
+    column: usize,
+    verdict: Verdict,
+    candidate: Candidate,
+}
+
+/// One catalog query for all the tables the candidates touch, one more for the functions of
+/// column defaults and one per type change, if any.
+pub async fn findings(
+    client: &Client,
+    settings: &LintSettings,
+    source: &Source,
+    pending: &[usize],
+) -> Result<Vec<Finding>, PgError> {
+    let located = locate(source, pending);
+    let tables: Vec<&Table> = located
+        .iter()
+        .filter(|l| l.candidate.needs != Needs::Nothing)
+        .map(|l| &l.candidate.table)
+        .collect();
+    let facts = catalog::table_facts(client, &tables).await?;
+    let functions: Vec<&str> = located
+        .iter()
+        .filter_map(|l| match &l.candidate.needs {
+            Needs::VolatileDefault(f) => Some(f.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let volatile = catalog::volatile_functions(client, &functions).await?;
+    let mut out = Vec::new();
+    for l in located {
+        let c = &l.candidate;
+        let f = facts.get(&c.table.to_string());
+        let has_rows = f.is_some_and(Facts::has_rows);
+        let keep = match &c.needs {
+            Needs::Nothing => true,
+            Needs::Rows => has_rows,
+            // A refusal must be sure: the size only says the table may hold rows.
+            Needs::FailsWithRows => has_rows && catalog::any_row(client, &c.table).await?,
+            Needs::VolatileDefault(fs) => has_rows && fs.iter().any(|f| volatile.contains(f)),
+            Needs::NoNotNullCheck(col) => has_rows && !f.is_some_and(|f| f.proves_not_null(col)),
+            Needs::Rewrite { column, to } => {
+                has_rows
+                    && match to {
+                        Some(to) => !catalog::coercible(client, &c.table, column, to).await?,
+                        None => true,
+                    }
+            }
+        };
+        if keep {
+            if let Some(finding) = judge(l, f, settings) {
+                out.push(finding);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every candidate of the pending statements, with its place and its suppression comments; a
+/// table created earlier in the run is new, so nothing said about it matters.
+fn locate(source: &Source, pending: &[usize]) -> Vec<Located> {
+    let mut created: HashSet<Table> = HashSet::new();
+    let mut out = Vec::new();
+    for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
+        for (_, offset, sql) in m.top_level_statements() {
+            let Some(stmt) = rules::classify(sql) else {
+                continue;
+            };
+            let (line, column) = m.line_col(offset + crate::migrate::sql::leading_blank(sql));
+            let (own, rest) = around(&m.text, offset, sql);
+            for candidate in stmt.candidates {
+                let t = &candidate.table;
+                if !t.name.is_empty() && catalog::is_created(&created, t) {
+                    continue;
+                }
+                out.push(Located {
+                    file: m.file.clone(),
+                    line,
+                    column,
+                    verdict: suppress::verdict(&m.text, own, rest, candidate.rule),
+                    candidate,
+                });
+            }
+            created.extend(stmt.creates);
+        }
+    }
+    out
+}
+
+/// The statement's own comments (not those of a line it shares with the previous statement)
+/// and the rest of its last line.
+fn around<'a>(text: &'a str, offset: usize, sql: &'a str) -> (&'a str, &'a str) {
+    let before = text.get(..offset).unwrap_or("");
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let shares_line = !before.get(line_start..).unwrap_or("").trim().is_empty();
+    let own = match shares_line {
+        true => sql.split_once('\n').map_or("", |(_, r)| r),
+        false => sql,
+    };
+    let after = text.get(offset + sql.len()..).unwrap_or("");
+    let rest = after.split('\n').next().unwrap_or("");
+    (own, rest)
+}
+
+/// Severity from the table's size tier, then the rule's override, the suppression and the
+/// policy decide whether it is reported and whether it stops the run.
+fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
+    let c = l.candidate;
+    let fails = c.needs == Needs::FailsWithRows;
+    let sized = c.needs != Needs::Nothing;
+    let bytes = f.filter(|_| sized).map(|f| f.bytes);
+    let mut severity = match bytes {
+        _ if fails => Severity::Fails,
+        None => Severity::Warning,
+        Some(b) if b >= 0 && b as u64 >= s.huge => Severity::Critical,
+        Some(b) if b >= 0 && b as u64 >= s.large => Severity::Warning,
+        Some(_) => Severity::Info,
+    };
+    let level = s.level(c.rule);
+    match level {
+        Some(RuleLevel::Off) => return None,
+        Some(RuleLevel::Info) => severity = Severity::Info,
+        Some(RuleLevel::Warn) => severity = Severity::Warning,
+        _ => {}
+    }
+    let (suppressed, no_reason) = match l.verdict {
+        Verdict::By(by) => (Some(by), None),
+        Verdict::NoReason(by) => (None, Some(by)),
+        Verdict::None => (None, None),
+    };
+    let stops = suppressed.is_none()
+        && match level {
+            Some(RuleLevel::Error) => true,
+            Some(_) => false,
+            None => fails || (s.mode == Lint::Error && severity >= Severity::Warning),
+        };
+    Some(Finding {
+        file: l.file,
+        line: l.line,
+        column: l.column,
+        rule: c.rule,
+        severity,
+        lock: c.lock,
+        table: c.table.to_string(),
+        bytes,
+        rows: f.filter(|_| sized).map(|f| f.rows),
+        why: c.why,
+        fix: c.fix,
+        fails,
+        stops,
+        suppressed,
+        unhonoured: no_reason,
+    })
+}
