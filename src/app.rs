@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::cli::{Command, Format};
+use crate::cli::{Command, Format, ValidateFormat};
 use crate::config::Config;
 use crate::exit::{self, Error, Signal, Success};
 use crate::job::{self, Parts};
@@ -112,7 +112,7 @@ async fn dispatch(
         } => connect(cfg, session).await.map(|_| Success::Done),
         Command::Wait { seeded, .. } => wait_migrated::wait(cfg, session, seeded).await,
         Command::Status { format } => status(cfg, session, format).await,
-        Command::Validate { offline } => validate(cfg, session, offline).await,
+        Command::Validate { offline, format } => validate(cfg, session, offline, format).await,
         Command::Plan => plan(cfg, session).await,
         Command::Baseline { to, migration } => {
             baseline(cfg, session, to.as_deref(), &migration).await
@@ -219,15 +219,38 @@ async fn status(cfg: &Config, cell: &OnceCell<Session>, format: Format) -> Resul
     })
 }
 
-async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Result<Success, Error> {
-    let (problems, warnings) = if offline {
+async fn validate(
+    cfg: &Config,
+    cell: &OnceCell<Session>,
+    offline: bool,
+    format: ValidateFormat,
+) -> Result<Success, Error> {
+    let lint = cfg.migrate.lint.mode != crate::config::Lint::Off;
+    let (problems, warnings, findings) = if offline {
         let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
         seed::load(&cfg.seed.dir)?;
         let problems = migrate::plan::offline_problems(&source, cfg.migrate.atomic);
-        (problems, source.warnings)
+        let findings = match lint {
+            true => crate::lint::analyze::offline(&cfg.migrate.lint, &source),
+            false => Vec::new(),
+        };
+        (problems, source.warnings, findings)
     } else {
-        let plan = assessed(cfg, cell).await?.1.plan;
-        (plan.problems, plan.warnings)
+        let (source, a) = assessed(cfg, cell).await?;
+        let pending = a.plan.pending();
+        let findings = match lint && !pending.is_empty() {
+            true => {
+                let session = connect(cfg, cell).await?;
+                let found =
+                    crate::lint::analyze::findings(session, &cfg.migrate.lint, &source, &pending);
+                found.await.unwrap_or_else(|e| {
+                    warn!(error = %e, "lock analysis skipped: the catalog could not be read");
+                    Vec::new()
+                })
+            }
+            false => Vec::new(),
+        };
+        (a.plan.problems, a.plan.warnings, findings)
     };
     let allowed = cfg.migrate.out_of_order == Some(crate::config::OutOfOrder::Allow);
     let mut problems = problems;
@@ -237,8 +260,27 @@ async fn validate(cfg: &Config, cell: &OnceCell<Session>, offline: bool) -> Resu
             false => warn!("{w}"),
         }
     }
+    problems.extend(migrate::lint_problems(&findings));
+    let valid = problems.is_empty();
+    let doc = match format {
+        ValidateFormat::Text => None,
+        ValidateFormat::Sarif => Some(crate::lint::sarif::sarif(&findings, &cfg.migrate.dir)),
+        ValidateFormat::Json => Some(serde_json::json!({
+            "valid": valid,
+            "offline": offline,
+            "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "findings": findings,
+        })),
+    };
+    // A pipeline reads the document whatever the outcome; the exit code says the outcome.
+    if let Some(doc) = doc {
+        print(&format!("{doc:#}\n"))?;
+    }
     MigrateError::validation(problems)?;
-    print("valid\n")
+    match format {
+        ValidateFormat::Text => print("valid\n"),
+        _ => Ok(Success::Done),
+    }
 }
 
 /// What `run` would send, in order.

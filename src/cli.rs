@@ -55,6 +55,9 @@ pub enum Command {
         /// Check the migrations and seeds folders only, without a database.
         #[arg(long)]
         offline: bool,
+        /// `text`, `json` (the findings and problems), or `sarif` (SARIF 2.1.0 for code scanning).
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+        format: ValidateFormat,
     },
     /// Record migrations as applied without running them: all pending up to a version (or
     /// Drizzle tag), or exactly the ones named.
@@ -91,6 +94,13 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 /// The setting flags that were given, by setting key, kept as raw text so that flags, variables

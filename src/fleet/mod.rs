@@ -80,7 +80,7 @@ pub async fn dispatch(
         Command::Status { format } => {
             status::status(cfg, live, status::Output::Status(*format)).await
         }
-        Command::Validate { offline: false } => {
+        Command::Validate { offline: false, .. } => {
             status::status(cfg, live, status::Output::Validate).await
         }
         Command::Plan => plan(cfg, live).await,
@@ -92,7 +92,7 @@ pub async fn dispatch(
                 .into(),
         )),
         // The folder alone, or the server (waited for on the base URL): as for one database.
-        Command::Wait { .. } | Command::New { .. } | Command::Validate { offline: true } => {
+        Command::Wait { .. } | Command::New { .. } | Command::Validate { offline: true, .. } => {
             return None
         }
     })

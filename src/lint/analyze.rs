@@ -30,7 +30,7 @@ pub async fn findings(
     source: &Source,
     pending: &[usize],
 ) -> Result<Vec<Finding>, PgError> {
-    let located = locate(source, pending);
+    let located = locate(source, pending, false);
     let tables: Vec<&Table> = located
         .iter()
         .filter(|l| l.candidate.needs != Needs::Nothing)
@@ -75,12 +75,26 @@ pub async fn findings(
     Ok(out)
 }
 
+/// Without a database (`validate --offline`): every migration of the folder, a table new only
+/// when its own file creates it (which ones are applied is unknown), no size: each finding that
+/// depends on the table says it could not be sized, at warning.
+pub fn offline(settings: &LintSettings, source: &Source) -> Vec<Finding> {
+    let all: Vec<usize> = (0..source.migrations.len()).collect();
+    locate(source, &all, true)
+        .into_iter()
+        .filter_map(|l| judge(l, None, settings))
+        .collect()
+}
+
 /// Every candidate of the pending statements, with its place and its suppression comments; a
 /// table created earlier in the run is new, so nothing said about it matters.
-fn locate(source: &Source, pending: &[usize]) -> Vec<Located> {
+fn locate(source: &Source, pending: &[usize], per_file: bool) -> Vec<Located> {
     let mut created: HashSet<Table> = HashSet::new();
     let mut out = Vec::new();
     for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
+        if per_file {
+            created.clear();
+        }
         for (_, offset, sql) in m.top_level_statements() {
             let Some(stmt) = rules::classify(sql) else {
                 continue;
@@ -125,7 +139,8 @@ fn around<'a>(text: &'a str, offset: usize, sql: &'a str) -> (&'a str, &'a str) 
 /// policy decide whether it is reported and whether it stops the run.
 fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
     let c = l.candidate;
-    let fails = c.needs == Needs::FailsWithRows;
+    // Offline (no facts) a statement that fails only on rows cannot be called failing.
+    let fails = c.needs == Needs::FailsWithRows && f.is_some();
     let sized = c.needs != Needs::Nothing;
     let bytes = f.filter(|_| sized).map(|f| f.bytes);
     let mut severity = match bytes {
@@ -163,6 +178,7 @@ fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
         table: c.table.to_string(),
         bytes,
         rows: f.filter(|_| sized).map(|f| f.rows),
+        size_unknown: sized && f.is_none(),
         why: c.why,
         fix: c.fix,
         fails,

@@ -39,6 +39,8 @@ pub struct Finding {
     /// The table's heap size, when the rule depends on it and the catalog was asked.
     pub bytes: Option<i64>,
     pub rows: Option<i64>,
+    /// The rule depends on the table's size and no catalog was asked (`validate --offline`).
+    pub size_unknown: bool,
     pub why: &'static str,
     pub fix: &'static str,
     /// The statement would fail as written: the migration cannot succeed.
@@ -84,6 +86,8 @@ impl std::fmt::Display for Finding {
         let size = self.size();
         if !size.is_empty() {
             write!(f, " ({size})")?;
+        } else if self.size_unknown {
+            write!(f, " (size unknown: offline)")?;
         }
         write!(f, ": {}; instead: {}", self.why, self.fix)?;
         if let Some(by) = &self.suppressed {

@@ -8,6 +8,7 @@ mod catalog;
 pub mod finding;
 pub mod ids;
 pub mod rules;
+pub mod sarif;
 mod suppress;
 
 pub use finding::{Finding, Severity};

@@ -217,6 +217,12 @@ async fn lint(
                 return Ok(());
             }
         };
+    MigrateError::validation(lint_problems(&findings))
+}
+
+/// Logs each finding that lets the run through (at info when it is information or suppressed)
+/// and returns the ones that stop it.
+pub fn lint_problems(findings: &[crate::lint::Finding]) -> Vec<Problem> {
     let mut stop = Vec::new();
     for f in findings {
         if f.stops {
@@ -230,7 +236,7 @@ async fn lint(
             tracing::warn!(rule = f.rule, "{f}");
         }
     }
-    MigrateError::validation(stop)
+    stop
 }
 
 /// The `migrate` step of a run: validate everything, then apply what is pending.

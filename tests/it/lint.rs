@@ -3,6 +3,7 @@
 //! valid CHECK), a statement that would fail refused before anything is applied.
 
 mod catalog;
+mod documents;
 mod policy;
 
 use crate::harness::{write, TestDb};
