@@ -4,6 +4,7 @@
 
 mod catalog;
 mod documents;
+mod folders;
 mod policy;
 
 use crate::harness::{write, TestDb};
