@@ -241,8 +241,13 @@ async fn validate(
         let findings = match lint && !pending.is_empty() {
             true => {
                 let session = connect(cfg, cell).await?;
-                let found =
-                    crate::lint::analyze::findings(session, &cfg.migrate.lint, &source, &pending);
+                let found = crate::lint::analyze::findings(
+                    session,
+                    &cfg.migrate.lint,
+                    cfg.migrate.ddl_lock_timeout,
+                    &source,
+                    &pending,
+                );
                 found.await.unwrap_or_else(|e| {
                     warn!(error = %e, "lock analysis skipped: the catalog could not be read");
                     Vec::new()
@@ -295,7 +300,16 @@ async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> 
     if cfg.migrate.lint.mode != crate::config::Lint::Off {
         let session = connect(cfg, cell).await?;
         let pending = a.plan.pending();
-        out.push_str(&crate::lint::plan_text(session, &cfg.migrate.lint, &source, &pending).await);
+        out.push_str(
+            &crate::lint::plan_text(
+                session,
+                &cfg.migrate.lint,
+                cfg.migrate.ddl_lock_timeout,
+                &source,
+                &pending,
+            )
+            .await,
+        );
     }
     if !seeds.is_empty() {
         let session = connect(cfg, cell).await?;

@@ -3,16 +3,26 @@
 //! (`lint`, `lint_rules`) and the suppression comments.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use tokio_postgres::Client;
 
 use super::catalog::{self, Facts};
 use super::finding::{Finding, Severity};
-use super::rules::{self, Candidate, Needs, Table};
+use super::rules::{self, Candidate, Lock, Needs, Table};
 use super::suppress::{self, Verdict};
 use crate::config::{Lint, LintSettings, RuleLevel};
 use crate::migrate::Source;
 use crate::pg::PgError;
+
+/// A statement's strictest lock on a table that exists before the run.
+struct Taken {
+    file: String,
+    line: usize,
+    column: usize,
+    lock: Lock,
+    table: Table,
+}
 
 struct Located {
     file: String,
@@ -27,10 +37,11 @@ struct Located {
 pub async fn findings(
     client: &Client,
     settings: &LintSettings,
+    ddl_lock_timeout: Duration,
     source: &Source,
     pending: &[usize],
 ) -> Result<Vec<Finding>, PgError> {
-    let located = locate(source, pending, false);
+    let (located, taken) = locate(source, pending, false);
     let tables: Vec<&Table> = located
         .iter()
         .filter(|l| l.candidate.needs != Needs::Nothing)
@@ -72,6 +83,58 @@ pub async fn findings(
             }
         }
     }
+    out.extend(blocked(client, settings, ddl_lock_timeout, taken).await?);
+    Ok(out)
+}
+
+/// The sessions that would hold the pending statements up: one finding per table and session,
+/// at the first statement whose lock conflicts with the one it holds. With `ddl_lock_timeout`
+/// off the wait is unbounded, so any transaction open a second or more counts.
+async fn blocked(
+    client: &Client,
+    settings: &LintSettings,
+    ddl_lock_timeout: Duration,
+    taken: Vec<Taken>,
+) -> Result<Vec<Finding>, PgError> {
+    let tables: Vec<&Table> = taken.iter().map(|t| &t.table).collect();
+    let older = match ddl_lock_timeout.is_zero() {
+        true => Duration::from_secs(1),
+        false => ddl_lock_timeout,
+    };
+    let holders = catalog::holders(client, &tables, older).await?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for t in &taken {
+        let name = t.table.to_string();
+        for h in holders.iter().filter(|h| h.table == name) {
+            let conflicts = Lock::from_pg(&h.mode).is_some_and(|held| t.lock.conflicts(held));
+            if !conflicts || !seen.insert((name.clone(), h.pid.clone())) {
+                continue;
+            }
+            let why = format!(
+                "session pid {} (application {:?}, {}, transaction open {} s) holds {} on {name}: this statement waits behind it, and the app's queries on {name} wait behind this one until ddl_lock_timeout",
+                h.pid, h.application, h.state, h.seconds, h.mode
+            );
+            let l = Located {
+                file: t.file.clone(),
+                line: t.line,
+                column: t.column,
+                verdict: Verdict::None,
+                candidate: Candidate {
+                    rule: super::ids::SESSION_RULE,
+                    lock: t.lock,
+                    table: t.table.clone(),
+                    needs: Needs::Nothing,
+                    why: "",
+                    fix: "end that session's transaction (pg_terminate_backend if it is stuck), or run when it is done",
+                },
+            };
+            if let Some(mut f) = judge(l, None, settings) {
+                f.why = why.into();
+                out.push(f);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -81,6 +144,7 @@ pub async fn findings(
 pub fn offline(settings: &LintSettings, source: &Source) -> Vec<Finding> {
     let all: Vec<usize> = (0..source.migrations.len()).collect();
     locate(source, &all, true)
+        .0
         .into_iter()
         .filter_map(|l| judge(l, None, settings))
         .collect()
@@ -88,9 +152,10 @@ pub fn offline(settings: &LintSettings, source: &Source) -> Vec<Finding> {
 
 /// Every candidate of the pending statements, with its place and its suppression comments; a
 /// table created earlier in the run is new, so nothing said about it matters.
-fn locate(source: &Source, pending: &[usize], per_file: bool) -> Vec<Located> {
+fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, Vec<Taken>) {
     let mut created: HashSet<Table> = HashSet::new();
     let mut out = Vec::new();
+    let mut taken = Vec::new();
     for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
         if per_file {
             created.clear();
@@ -101,6 +166,17 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> Vec<Located> {
             };
             let (line, column) = m.line_col(offset + crate::migrate::sql::leading_blank(sql));
             let (own, rest) = around(&m.text, offset, sql);
+            if let Some((lock, table)) = &stmt.lock {
+                if !table.name.is_empty() && !catalog::is_created(&created, table) {
+                    taken.push(Taken {
+                        file: m.file.clone(),
+                        line,
+                        column,
+                        lock: *lock,
+                        table: table.clone(),
+                    });
+                }
+            }
             for candidate in stmt.candidates {
                 let t = &candidate.table;
                 if !t.name.is_empty() && catalog::is_created(&created, t) {
@@ -117,7 +193,7 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> Vec<Located> {
             created.extend(stmt.creates);
         }
     }
-    out
+    (out, taken)
 }
 
 /// The statement's own comments (not those of a line it shares with the previous statement)
@@ -179,7 +255,7 @@ fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
         bytes,
         rows: f.filter(|_| sized).map(|f| f.rows),
         size_unknown: sized && f.is_none(),
-        why: c.why,
+        why: c.why.into(),
         fix: c.fix,
         fails,
         stops,

@@ -136,6 +136,67 @@ fn proves_not_null(checks: &str, column: &str) -> bool {
         .any(|c| want.iter().any(|w| c.contains(w.as_str())))
 }
 
+/// A session that holds a lock on a table the pending statements lock, inside a transaction
+/// open longer than `older_than`.
+pub struct Holder {
+    pub table: String,
+    pub pid: String,
+    pub mode: String,
+    pub application: String,
+    pub seconds: String,
+    pub state: String,
+}
+
+/// The sessions that now hold a lock on these tables with a transaction older than
+/// `older_than`: the migration would queue behind them (and the app's queries behind it).
+pub async fn holders(
+    client: &Client,
+    tables: &[&Table],
+    older_than: std::time::Duration,
+) -> Result<Vec<Holder>, PgError> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "({}, {})",
+                quote_literal(&t.to_string()),
+                quote_literal(&regclass(t))
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT v.name, l.pid::text, l.mode, coalesce(a.application_name, ''),          extract(epoch FROM now() - a.xact_start)::bigint::text, coalesce(a.state, '')          FROM (VALUES {}) v(name, reg)          JOIN pg_locks l ON l.locktype = 'relation' AND l.granted AND l.relation = to_regclass(v.reg)          JOIN pg_stat_activity a ON a.pid = l.pid          WHERE l.pid <> pg_backend_pid() AND a.xact_start < now() - interval '{} milliseconds'          ORDER BY a.xact_start",
+        values.join(", "),
+        older_than.as_millis()
+    );
+    let rows = client.simple_query(&sql).await.map_err(|e| {
+        PgError::new(
+            "reading the sessions that hold locks on the tables the pending migrations touch",
+            e,
+        )
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                let text = |i: usize| r.get(i).unwrap_or_default().to_string();
+                Some(Holder {
+                    table: text(0),
+                    pid: text(1),
+                    mode: text(2),
+                    application: text(3),
+                    seconds: text(4),
+                    state: text(5),
+                })
+            }
+            _ => None,
+        })
+        .collect())
+}
+
 /// Whether changing `table.column` to `to` (type, modifier) is binary-coercible: the same type
 /// with a looser modifier, or a binary cast (`pg_cast.castmethod = 'b'`) to an unmodified type
 /// (`varchar(n)` to `text`). Then PostgreSQL rewrites nothing.

@@ -41,7 +41,7 @@ pub struct Finding {
     pub rows: Option<i64>,
     /// The rule depends on the table's size and no catalog was asked (`validate --offline`).
     pub size_unknown: bool,
-    pub why: &'static str,
+    pub why: std::borrow::Cow<'static, str>,
     pub fix: &'static str,
     /// The statement would fail as written: the migration cannot succeed.
     pub fails: bool,

@@ -49,7 +49,11 @@ pub const RULES: &[Rule] = &[
     r("cluster", &[], &[], &[]),
     r("vacuum-full", &[], &[], &[]),
     r("refresh-not-concurrent", &[], &[], &[]),
+    r(SESSION_RULE, &[], &[], &[]),
 ];
+
+/// Not from a statement: a session that holds a conflicting lock on its table now.
+pub const SESSION_RULE: &str = "blocked-by-session";
 
 pub fn find(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)

@@ -22,13 +22,14 @@ use crate::migrate::Source;
 pub async fn plan_text(
     client: &Client,
     settings: &LintSettings,
+    ddl_lock_timeout: std::time::Duration,
     source: &Source,
     pending: &[usize],
 ) -> String {
     if pending.is_empty() {
         return String::new();
     }
-    match analyze::findings(client, settings, source, pending).await {
+    match analyze::findings(client, settings, ddl_lock_timeout, source, pending).await {
         Ok(f) if f.is_empty() => "-- lock analysis: no finding\n".to_string(),
         Ok(f) => {
             let mut out = format!("-- lock analysis: {} finding(s)\n", f.len());

@@ -36,6 +36,37 @@ impl std::fmt::Display for Lock {
     }
 }
 
+impl Lock {
+    /// The mode as `pg_locks.mode` spells it (`AccessShareLock`).
+    pub fn from_pg(mode: &str) -> Option<Lock> {
+        Some(match mode {
+            "AccessShareLock" => Lock::AccessShare,
+            "RowShareLock" => Lock::RowShare,
+            "RowExclusiveLock" => Lock::RowExclusive,
+            "ShareUpdateExclusiveLock" => Lock::ShareUpdateExclusive,
+            "ShareLock" => Lock::Share,
+            "ShareRowExclusiveLock" => Lock::ShareRowExclusive,
+            "ExclusiveLock" => Lock::Exclusive,
+            "AccessExclusiveLock" => Lock::AccessExclusive,
+            _ => return None,
+        })
+    }
+
+    /// The conflict table of the docs ("Explicit Locking", Table 13.2).
+    pub fn conflicts(self, held: Lock) -> bool {
+        use Lock::*;
+        let (a, b) = (self.min(held), self.max(held));
+        match a {
+            AccessShare => b == AccessExclusive,
+            RowShare => b >= Exclusive,
+            RowExclusive => b >= Share,
+            ShareUpdateExclusive => b >= ShareUpdateExclusive,
+            Share => b == RowExclusive || b == ShareUpdateExclusive || b >= ShareRowExclusive,
+            ShareRowExclusive | Exclusive | AccessExclusive => true,
+        }
+    }
+}
+
 /// A table as the statement names it (the parser has already folded unquoted names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Table {

@@ -18,7 +18,7 @@ pub fn sarif(findings: &[Finding], migrations: &Path) -> Value {
             let f = findings.iter().find(|f| f.rule == *id);
             json!({
                 "id": id,
-                "shortDescription": { "text": f.map_or("", |f| f.why) },
+                "shortDescription": { "text": f.map_or("", |f| &*f.why) },
                 "help": { "text": f.map_or("", |f| f.fix) },
             })
         })

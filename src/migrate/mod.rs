@@ -209,14 +209,21 @@ async fn lint(
     if settings.lint.mode == crate::config::Lint::Off {
         return Ok(());
     }
-    let findings =
-        match crate::lint::analyze::findings(client, &settings.lint, source, pending).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
-                return Ok(());
-            }
-        };
+    let findings = match crate::lint::analyze::findings(
+        client,
+        &settings.lint,
+        settings.ddl_lock_timeout,
+        source,
+        pending,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
+            return Ok(());
+        }
+    };
     MigrateError::validation(lint_problems(&findings))
 }
 

@@ -73,3 +73,49 @@ fn maintenance_commands_and_rewriting_columns_fire_on_rows_and_not_on_new_tables
         run.stdout
     );
 }
+
+#[test]
+fn a_session_holding_a_conflicting_lock_in_an_old_transaction_is_named() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let db = TestDb::new("lint_holder");
+    table_with_rows(&db, 10);
+    second(
+        &db,
+        "SELECT 1;\nALTER TABLE t ADD COLUMN note text;\nCREATE INDEX t_email ON t (email);\n",
+    );
+    let mut psql = Command::new(crate::harness::server().bin.join("psql"))
+        .args(["-X", "-q", "-d", &db.url()])
+        .env("PGAPPNAME", "reporting-job")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("psql: {e}"));
+    if let Some(stdin) = psql.stdin.as_mut() {
+        stdin
+            .write_all(b"BEGIN;\nSELECT count(*) FROM t;\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    crate::harness::wait_until(
+        "the reader's transaction",
+        std::time::Duration::from_secs(10),
+        || {
+            db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'reporting-job' AND state = 'idle in transaction'") == "1"
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let run = db.run(&["plan"]);
+    let _ = psql.kill();
+    let _ = psql.wait();
+    run.expect(0);
+    let out = &run.stdout;
+    // Once, at the first statement whose lock conflicts with the reader's ACCESS SHARE.
+    assert_eq!(out.matches("[blocked-by-session]").count(), 1, "{out}");
+    assert!(
+        out.contains(
+            "0002_next.sql:2:1: warning[blocked-by-session]: ACCESS EXCLUSIVE on t: session pid "
+        ) && out.contains("(application \"reporting-job\", idle in transaction, transaction open ")
+            && out.contains("holds AccessShareLock on t"),
+        "{out}"
+    );
+}
