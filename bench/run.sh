@@ -5,6 +5,7 @@
 #   bench/run.sh readiness [rounds]           only the readiness race (bench/readiness.py)
 #   bench/run.sh lockwait [rounds]            what a migration's lock wait costs a read load
 #                                             (bench/lockwait.py, pgbench)
+#   bench/run.sh lint [rounds]                the lock analysis beside squawk-cli (bench/lint.py)
 #   bench/run.sh fleet [rounds] [databases]   many databases (default 1 round, 1,000 databases;
 #                                             bench/fleet.py; needs python3-yaml for the floor)
 set -euo pipefail
@@ -21,6 +22,10 @@ if [ "${1:-}" = readiness ]; then
 fi
 if [ "${1:-}" = lockwait ]; then
   python3 bench/lockwait.py "${2:-1}"
+  exit 0
+fi
+if [ "${1:-}" = lint ]; then
+  python3 bench/lint.py "${2:-5}"
   exit 0
 fi
 if [ "${1:-}" = fleet ]; then
