@@ -44,7 +44,7 @@ pub async fn findings(
     let (located, taken) = locate(source, pending, false);
     let tables: Vec<&Table> = located
         .iter()
-        .filter(|l| l.candidate.needs != Needs::Nothing)
+        .filter(|l| !matches!(l.candidate.needs, Needs::Nothing | Needs::Fails))
         .map(|l| &l.candidate.table)
         .collect();
     let facts = catalog::table_facts(client, &tables).await?;
@@ -63,7 +63,7 @@ pub async fn findings(
         let f = facts.get(&c.table.to_string());
         let has_rows = f.is_some_and(Facts::has_rows);
         let keep = match &c.needs {
-            Needs::Nothing => true,
+            Needs::Nothing | Needs::Fails => true,
             Needs::Rows => has_rows,
             // A refusal must be sure: the size only says the table may hold rows.
             Needs::FailsWithRows => has_rows && catalog::any_row(client, &c.table).await?,
@@ -156,10 +156,14 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, 
     let mut created: HashSet<Table> = HashSet::new();
     let mut out = Vec::new();
     let mut taken = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
     for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
         if per_file {
             created.clear();
         }
+        // A label added outside a transaction is committed before the next statement.
+        labels.clear();
+        let in_transaction = m.outside.is_none();
         for (_, offset, sql) in m.top_level_statements() {
             let Some(stmt) = rules::classify(sql) else {
                 continue;
@@ -177,7 +181,21 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, 
                     });
                 }
             }
-            for candidate in stmt.candidates {
+            let mut candidates = stmt.candidates;
+            if stmt.strings.iter().any(|s| labels.contains(s)) {
+                candidates.push(Candidate {
+                    rule: super::ids::ENUM_RULE,
+                    lock: Lock::AccessShare,
+                    table: Table::default(),
+                    needs: Needs::Fails,
+                    why: "uses an enum label added earlier in the same transaction: PostgreSQL refuses it (55P04 unsafe use of new value) and the migration fails",
+                    fix: "put the ADD VALUE in a migration of its own (or mark that migration `-- db-init: no-transaction`), so it is committed before the label is used",
+                });
+            }
+            if in_transaction {
+                labels.extend(stmt.adds_labels);
+            }
+            for candidate in candidates {
                 let t = &candidate.table;
                 if !t.name.is_empty() && catalog::is_created(&created, t) {
                     continue;
@@ -216,8 +234,8 @@ fn around<'a>(text: &'a str, offset: usize, sql: &'a str) -> (&'a str, &'a str) 
 fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
     let c = l.candidate;
     // Offline (no facts) a statement that fails only on rows cannot be called failing.
-    let fails = c.needs == Needs::FailsWithRows && f.is_some();
-    let sized = c.needs != Needs::Nothing;
+    let fails = (c.needs == Needs::FailsWithRows && f.is_some()) || c.needs == Needs::Fails;
+    let sized = !matches!(c.needs, Needs::Nothing | Needs::Fails);
     let bytes = f.filter(|_| sized).map(|f| f.bytes);
     let mut severity = match bytes {
         _ if fails => Severity::Fails,

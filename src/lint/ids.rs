@@ -49,8 +49,12 @@ pub const RULES: &[Rule] = &[
     r("cluster", &[], &[], &[]),
     r("vacuum-full", &[], &[], &[]),
     r("refresh-not-concurrent", &[], &[], &[]),
+    r(ENUM_RULE, &[], &[], &[]),
     r(SESSION_RULE, &[], &[], &[]),
 ];
+
+/// Across statements: an enum label added and used in one transaction (55P04).
+pub const ENUM_RULE: &str = "enum-value-used-in-transaction";
 
 /// Not from a statement: a session that holds a conflicting lock on its table now.
 pub const SESSION_RULE: &str = "blocked-by-session";

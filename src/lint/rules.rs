@@ -102,6 +102,8 @@ pub enum Needs {
     FailsWithRows,
     /// Nothing: the statement itself is the finding (a rename, a drop, a timeout switched off).
     Nothing,
+    /// Nothing either, and the statement fails as written wherever it runs.
+    Fails,
 }
 
 /// A finding before the catalog has its say.
@@ -123,6 +125,10 @@ pub struct Statement {
     /// Tables this statement creates (later statements on them touch a new table).
     pub creates: Vec<Table>,
     pub candidates: Vec<Candidate>,
+    /// Enum labels this statement adds (`ALTER TYPE ... ADD VALUE`).
+    pub adds_labels: Vec<String>,
+    /// Every string constant in the statement (a later use of an added label).
+    pub strings: Vec<String>,
 }
 
 /// Past this size a statement is data (a bulk INSERT, a large literal), not DDL to judge, and
@@ -143,6 +149,7 @@ pub fn classify(sql: &str) -> Option<Statement> {
         };
         statement(node, &mut out);
     }
+    out.strings = string_constants(sql);
     Some(out)
 }
 
@@ -227,6 +234,9 @@ fn statement(node: &NodeEnum, out: &mut Statement) {
                     fix: "stop using the table in a release first, then drop it in the next",
                 });
             }
+        }
+        NodeEnum::AlterEnumStmt(e) if !e.new_val.is_empty() => {
+            out.adds_labels.push(e.new_val.clone());
         }
         NodeEnum::ReindexStmt(r) => {
             let concurrent = r.params.iter().any(|p| {
@@ -315,6 +325,21 @@ pub(super) fn strings(nodes: &[pg_query::protobuf::Node]) -> Vec<&str> {
             Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
             _ => None,
         })
+        .collect()
+}
+
+/// The statement's '...' string constants, from the server's own lexer (`E'...'` and
+/// dollar quotes are left out: an enum label is written as a plain literal).
+fn string_constants(sql: &str) -> Vec<String> {
+    let Ok(scan) = pg_query::scan(sql) else {
+        return Vec::new();
+    };
+    scan.tokens
+        .iter()
+        .filter(|t| t.token == pg_query::protobuf::Token::Sconst as i32)
+        .filter_map(|t| sql.get(usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?))
+        .filter_map(|lit| lit.strip_prefix('\'')?.strip_suffix('\''))
+        .map(|inner| inner.replace("''", "'"))
         .collect()
 }
 

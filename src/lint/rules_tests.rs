@@ -223,7 +223,13 @@ fn every_rule_has_an_id() {
     let mut ids: Vec<&str> = super::super::ids::RULES
         .iter()
         .map(|r| r.id)
-        .filter(|id| *id != super::super::ids::SESSION_RULE)
+        .filter(|id| {
+            ![
+                super::super::ids::SESSION_RULE,
+                super::super::ids::ENUM_RULE,
+            ]
+            .contains(id)
+        })
         .collect();
     ids.sort();
     assert_eq!(raised, ids);
@@ -244,4 +250,12 @@ fn lock_conflicts_follow_the_docs_table() {
         Lock::from_pg("ShareRowExclusiveLock"),
         Some(ShareRowExclusive)
     );
+}
+
+#[test]
+fn added_labels_and_string_constants_are_collected() {
+    let s = classify("ALTER TYPE \"public\".\"role\" ADD VALUE 'billing'");
+    assert_eq!(s.map(|s| s.adds_labels), Some(vec!["billing".to_string()]));
+    let s = classify("ALTER TABLE u ALTER COLUMN role SET DEFAULT 'billing'");
+    assert_eq!(s.map(|s| s.strings), Some(vec!["billing".to_string()]));
 }

@@ -119,3 +119,43 @@ fn a_session_holding_a_conflicting_lock_in_an_old_transaction_is_named() {
         "{out}"
     );
 }
+
+#[test]
+fn an_enum_label_used_in_the_transaction_that_adds_it_is_refused_before_anything_runs() {
+    let db = TestDb::new("lint_enum");
+    write(
+        &db.work.join("migrations"),
+        "0001_t.sql",
+        "CREATE TYPE role AS ENUM ('owner', 'member');\nCREATE TABLE u (id int, role role);\n",
+    );
+    db.run(&["migrate"]).expect(0);
+    second(
+        &db,
+        "ALTER TYPE role ADD VALUE 'billing';\nALTER TABLE u ALTER COLUMN role SET DEFAULT 'billing';\n",
+    );
+    let run = db.run(&["migrate"]);
+    run.expect(7);
+    assert!(
+        run.stderr
+            .contains("0002_next.sql:2:1: fails[enum-value-used-in-transaction]")
+            && run.stderr.contains("nothing was applied"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_enum WHERE enumlabel = 'billing'"),
+        "0"
+    );
+    // What the fix says works, on the real server: the use in a migration of its own.
+    second(&db, "ALTER TYPE role ADD VALUE 'billing';\n");
+    write(
+        &db.work.join("migrations"),
+        "0003_use.sql",
+        "ALTER TABLE u ALTER COLUMN role SET DEFAULT 'billing';\n",
+    );
+    db.run(&["migrate"]).expect(0);
+    assert_eq!(
+        db.sql("SELECT column_default FROM information_schema.columns WHERE table_name = 'u' AND column_name = 'role'"),
+        "'billing'::role"
+    );
+}
