@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::cli::{Command, Format, ValidateFormat};
+use crate::cli::Command;
 use crate::config::Config;
 use crate::exit::{self, Error, Signal, Success};
 use crate::job::{self, Parts};
-use crate::migrate::{self, baseline, repair, source, Assessment, MigrateError, Problem, Source};
+use crate::migrate::{self, baseline, repair, source};
 use crate::pg::lock::with_lock;
 use crate::pg::{self, Session};
-use crate::{fleet, report, seed, wait_migrated};
+use crate::{fleet, inspect, wait_migrated};
 
 /// Runs `command`, or stops it cleanly on a signal.
 pub async fn run(command: Command, cfg: &Config) -> Result<Success, Error> {
@@ -104,16 +104,19 @@ async fn dispatch(
         return result;
     }
     match command {
-        Command::Run => job(cfg, session, Parts::BOTH).await,
-        Command::Migrate => job(cfg, session, Parts::MIGRATIONS).await,
-        Command::Seed => job(cfg, session, Parts::SEEDS).await,
+        Command::Run => job(cfg, session, live, Parts::BOTH, "run").await,
+        Command::Migrate => job(cfg, session, live, Parts::MIGRATIONS, "migrate").await,
+        Command::Seed => job(cfg, session, live, Parts::SEEDS, "seed").await,
         Command::Wait {
             migrated: false, ..
         } => connect(cfg, session).await.map(|_| Success::Done),
         Command::Wait { seeded, .. } => wait_migrated::wait(cfg, session, seeded).await,
-        Command::Status { format } => status(cfg, session, format).await,
-        Command::Validate { offline, format } => validate(cfg, session, offline, format).await,
-        Command::Plan => plan(cfg, session).await,
+        Command::Status { format } => inspect::status(cfg, session, format).await,
+        Command::Validate { offline, format } => {
+            inspect::validate(cfg, session, offline, format).await
+        }
+        Command::Plan { format } => inspect::plan(cfg, session, format).await,
+        Command::Trace { format } => inspect::trace(cfg, session, format).await,
         Command::Baseline { to, migration } => {
             baseline(cfg, session, to.as_deref(), &migration).await
         }
@@ -149,10 +152,26 @@ pub(crate) async fn connect<'a>(
 /// wait, lock, migrate, seed. The folders are read and checked while the connection is made,
 /// and before anything is sent on it, so a broken folder fails fast (even while the database
 /// is still down) and never waits for a lock.
-async fn job(cfg: &Config, cell: &OnceCell<Session>, parts: Parts) -> Result<Success, Error> {
+async fn job(
+    cfg: &Config,
+    cell: &OnceCell<Session>,
+    live: &fleet::Live,
+    parts: Parts,
+    command: &'static str,
+) -> Result<Success, Error> {
     let started = Instant::now();
-    let (inputs, session) = read_while_connecting(cfg, cell, parts).await?;
-    let done = job::run_on(session, cfg, &inputs).await?;
+    let report = fleet::one_report(cfg, command, live)?;
+    let work = async {
+        let (inputs, session) = read_while_connecting(cfg, cell, parts).await?;
+        job::run_on(session, cfg, &inputs).await
+    };
+    let result = crate::migrate::apply::COMMITS
+        .scope(report.clone().unwrap_or_default(), work)
+        .await;
+    if report.is_some() {
+        fleet::one_report_done(live, &result, started.elapsed())?;
+    }
+    let done = result?;
     info!(
         applied = done.applied,
         already_applied = done.already_applied,
@@ -197,126 +216,6 @@ async fn read_while_connecting<'a>(
         None => connecting.await?,
     };
     Ok((inputs, session))
-}
-
-async fn assessed(cfg: &Config, cell: &OnceCell<Session>) -> Result<(Source, Assessment), Error> {
-    let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
-    let session = connect(cfg, cell).await?;
-    let assessment = migrate::assess(session, &cfg.migrate, &source).await?;
-    Ok((source, assessment))
-}
-
-async fn status(cfg: &Config, cell: &OnceCell<Session>, format: Format) -> Result<Success, Error> {
-    let (source, a) = assessed(cfg, cell).await?;
-    print(&match format {
-        Format::Text => report::status_text(&source, &a),
-        Format::Json => report::status_json(&source, &a),
-    })?;
-    MigrateError::validation(a.plan.problems.clone())?;
-    Ok(match a.plan.pending().is_empty() {
-        true => Success::Done,
-        false => Success::Pending,
-    })
-}
-
-async fn validate(
-    cfg: &Config,
-    cell: &OnceCell<Session>,
-    offline: bool,
-    format: ValidateFormat,
-) -> Result<Success, Error> {
-    let lint = cfg.migrate.lint.mode != crate::config::Lint::Off;
-    let (problems, warnings, findings) = if offline {
-        let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
-        seed::load(&cfg.seed.dir)?;
-        let problems = migrate::plan::offline_problems(&source, cfg.migrate.atomic);
-        let findings = match lint {
-            true => crate::lint::analyze::offline(&cfg.migrate.lint, &source),
-            false => Vec::new(),
-        };
-        (problems, source.warnings, findings)
-    } else {
-        let (source, a) = assessed(cfg, cell).await?;
-        let pending = a.plan.pending();
-        let findings = match lint && !pending.is_empty() {
-            true => {
-                let session = connect(cfg, cell).await?;
-                let found = crate::lint::analyze::findings(
-                    session,
-                    &cfg.migrate.lint,
-                    cfg.migrate.ddl_lock_timeout,
-                    &source,
-                    &pending,
-                );
-                found.await.unwrap_or_else(|e| {
-                    warn!(error = %e, "lock analysis skipped: the catalog could not be read");
-                    Vec::new()
-                })
-            }
-            false => Vec::new(),
-        };
-        (a.plan.problems, a.plan.warnings, findings)
-    };
-    let allowed = cfg.migrate.out_of_order == Some(crate::config::OutOfOrder::Allow);
-    let mut problems = problems;
-    for w in warnings {
-        match w.fails_validate(allowed) {
-            true => problems.push(Problem::Validate { warning: w }),
-            false => warn!("{w}"),
-        }
-    }
-    problems.extend(migrate::lint_problems(&findings));
-    let valid = problems.is_empty();
-    let doc = match format {
-        ValidateFormat::Text => None,
-        ValidateFormat::Sarif => Some(crate::lint::sarif::sarif(&findings, &cfg.migrate.dir)),
-        ValidateFormat::Json => Some(serde_json::json!({
-            "valid": valid,
-            "offline": offline,
-            "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "findings": findings,
-        })),
-    };
-    // A pipeline reads the document whatever the outcome; the exit code says the outcome.
-    if let Some(doc) = doc {
-        print(&format!("{doc:#}\n"))?;
-    }
-    MigrateError::validation(problems)?;
-    match format {
-        ValidateFormat::Text => print("valid\n"),
-        _ => Ok(Success::Done),
-    }
-}
-
-/// What `run` would send, in order.
-async fn plan(cfg: &Config, cell: &OnceCell<Session>) -> Result<Success, Error> {
-    let (source, a) = assessed(cfg, cell).await?;
-    MigrateError::validation(a.plan.problems.clone())?;
-    for w in &a.plan.warnings {
-        warn!("{w}");
-    }
-    let seeds = seed::load(&cfg.seed.dir)?;
-    let mut out = report::plan_text(&source, &a, cfg);
-    if cfg.migrate.lint.mode != crate::config::Lint::Off {
-        let session = connect(cfg, cell).await?;
-        let pending = a.plan.pending();
-        out.push_str(
-            &crate::lint::plan_text(
-                session,
-                &cfg.migrate.lint,
-                cfg.migrate.ddl_lock_timeout,
-                &source,
-                &pending,
-            )
-            .await,
-        );
-    }
-    if !seeds.is_empty() {
-        let session = connect(cfg, cell).await?;
-        let wave = job::wave(session, cfg.lock.key).await?;
-        out.push_str(&seed::plan::text(session, &cfg.seed, &seeds, &wave).await);
-    }
-    print(&out)
 }
 
 async fn baseline(
@@ -369,7 +268,7 @@ async fn repair(
     print(&out)
 }
 
-fn print(s: &str) -> Result<Success, Error> {
+pub(crate) fn print(s: &str) -> Result<Success, Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes())
         .and_then(|_| out.flush())

@@ -72,7 +72,17 @@ pub enum Command {
         migration: Vec<String>,
     },
     /// Print exactly what `run` would execute, in order, without changing anything.
-    Plan,
+    Plan {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run the pending migrations in a transaction that is always rolled back (a CI or staging
+    /// database, never production: the locks are real while it runs) and report, per statement,
+    /// the locks taken, the tables rewritten and the time. Exit 6 where a statement fails.
+    Trace {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Re-record the checksums of applied migrations whose files were edited on purpose.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["migration", "all_changed"])))]
     Repair {

@@ -179,6 +179,7 @@ async fn work(session: &Session, cfg: &Config, inputs: &Inputs, wave: &str) -> R
             let watch = cfg.database.as_ref().map(|db| migrate::concurrent::Watch {
                 db,
                 connect: &cfg.connect,
+                every: cfg.fleet.progress_interval,
             });
             migrate::migrate(session, &cfg.migrate, source, watch).await?
         }

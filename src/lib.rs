@@ -3,9 +3,11 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod document;
 pub mod exit;
 pub mod fleet;
 pub mod idle;
+pub mod inspect;
 pub mod job;
 pub mod lint;
 pub mod logging;

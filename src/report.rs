@@ -1,17 +1,20 @@
 //! What `status` and `plan` print: the status table (text or JSON) and the exact SQL of a run.
 
-use crate::config::Config;
-use crate::migrate::plan::State;
+use serde_json::{Map, Value};
+
+use crate::config::{Config, Database};
+use crate::document::{entry, with_message, Document, State};
+use crate::migrate::plan::State as Migration;
 use crate::migrate::steps::{steps, Batch, Step};
 use crate::migrate::{Assessment, Source};
 use crate::pg::work_settings_sql;
 
-fn state_name(state: State) -> &'static str {
+fn state_name(state: Migration) -> &'static str {
     match state {
-        State::Applied => "applied",
-        State::Pending => "pending",
-        State::OutOfOrder => "out-of-order",
-        State::Changed => "changed",
+        Migration::Applied => "applied",
+        Migration::Pending => "pending",
+        Migration::OutOfOrder => "out-of-order",
+        Migration::Changed => "changed",
     }
 }
 
@@ -19,7 +22,7 @@ fn applied_count(a: &Assessment) -> usize {
     a.plan
         .entries
         .iter()
-        .filter(|e| e.state == State::Applied)
+        .filter(|e| e.state == Migration::Applied)
         .count()
 }
 
@@ -83,63 +86,196 @@ pub fn status_text(source: &Source, a: &Assessment) -> String {
     out
 }
 
-/// A problem or warning as JSON: its fields (with `kind`) and the message the log shows.
-fn with_message<T: serde::Serialize + std::fmt::Display>(item: &T) -> serde_json::Value {
-    let mut v = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
-    if let Some(map) = v.as_object_mut() {
-        map.insert("message".into(), item.to_string().into());
-    }
-    v
-}
-
-pub fn status_json(source: &Source, a: &Assessment) -> String {
-    let migrations: Vec<serde_json::Value> = a
+/// An assessed database's own fields, shared by the `status`, `validate` and `plan` entries.
+pub fn status_fields(source: &Source, a: &Assessment) -> Map<String, Value> {
+    let migrations: Vec<Value> = a
         .plan
         .entries
         .iter()
-        .map(|e| {
-            let m = &source.migrations[e.index];
-            serde_json::json!({
+        .filter_map(|e| {
+            let m = source.migrations.get(e.index)?;
+            Some(serde_json::json!({
                 "file": m.file, "name": m.name, "version": m.version, "state": e.state,
                 "checksum": m.checksum, "stored_checksum": e.stored,
                 "transaction": if m.outside.is_some() { "outside" } else { "inside" },
                 "outside_reason": m.outside,
-            })
+            }))
         })
         .collect();
-    let missing: Vec<serde_json::Value> = a
+    let missing: Vec<Value> = a
         .plan
         .missing
         .iter()
         .map(|r| serde_json::json!({ "version": r.version, "checksum": r.checksum }))
         .collect();
-    let ahead: Vec<serde_json::Value> = a
+    let ahead: Vec<Value> = a
         .plan
         .ahead
         .iter()
         .map(|r| serde_json::json!({ "version": r.version, "name": r.name, "checksum": r.checksum, "state": "ahead" }))
         .collect();
-    let problems: Vec<serde_json::Value> = a.plan.problems.iter().map(with_message).collect();
-    let warnings: Vec<serde_json::Value> = a.plan.warnings.iter().map(with_message).collect();
-    let pending = a.plan.pending().len();
-    let value = serde_json::json!({
-        "layout": source.layout,
-        "history_table": a.history.qualified(),
-        "migrations": migrations,
-        "missing": missing,
-        "ahead": ahead,
-        "problems": problems,
-        "warnings": warnings,
-        "history_upgrade": a.upgrade.as_ref().map(|m| m.iter().map(|u| serde_json::json!({"id": u.id, "name": u.name})).collect::<Vec<_>>()),
-        "applied": applied_count(a),
-        "pending": pending,
-        "up_to_date": pending == 0 && a.plan.problems.is_empty(),
+    let upgrade = a.upgrade.as_ref().map(|m| {
+        m.iter()
+            .map(|u| serde_json::json!({"id": u.id, "name": u.name}))
+            .collect::<Vec<_>>()
     });
-    format!("{value:#}\n")
+    let mut f = Map::new();
+    f.insert("layout".into(), serde_json::json!(source.layout));
+    f.insert("history_table".into(), a.history.qualified().into());
+    f.insert("applied".into(), applied_count(a).into());
+    f.insert("pending".into(), a.plan.pending().len().into());
+    f.insert("migrations".into(), migrations.into());
+    f.insert("missing".into(), missing.into());
+    f.insert("ahead".into(), ahead.into());
+    let problems: Vec<Value> = a.plan.problems.iter().map(with_message).collect();
+    f.insert("problems".into(), problems.into());
+    let warnings: Vec<Value> = a.plan.warnings.iter().map(with_message).collect();
+    f.insert("warnings".into(), warnings.into());
+    f.insert("history_upgrade".into(), serde_json::json!(upgrade));
+    f
 }
 
-/// The SQL `run` would send, in order: the same steps the applier executes.
-/// The migrations' part; the seeds' part comes from `seed::plan` (it reads the catalog).
+/// What `status` says of an assessed database, and the code it exits with.
+pub fn status_state(a: &Assessment) -> (State, u8) {
+    match (a.plan.problems.is_empty(), a.plan.pending().len()) {
+        (false, _) => (State::Invalid, 7),
+        (true, 0) => (State::UpToDate, 0),
+        (true, _) => (State::Pending, 10),
+    }
+}
+
+/// The states a `status` entry can take.
+pub const STATUS_STATES: &[State] = &[
+    State::UpToDate,
+    State::Pending,
+    State::Invalid,
+    State::Error,
+];
+
+/// `status --format json` on one database: the fleet's document with one entry.
+pub fn status_json(db: &Database, source: &Source, a: &Assessment) -> String {
+    let (state, code) = status_state(a);
+    let name = crate::document::database_name(db);
+    let mut e = entry(Some(&name), Some(&db.redacted), state, Some(code), None);
+    e.extend(status_fields(source, a));
+    let summary = format!(
+        "{} applied, {} pending, {} problem(s), {} warning(s)",
+        applied_count(a),
+        a.plan.pending().len(),
+        a.plan.problems.len(),
+        a.plan.warnings.len()
+    );
+    Document {
+        command: "status",
+        states: STATUS_STATES,
+        empty: State::UpToDate,
+        exit_code: Some(code),
+        summary,
+        extra: Map::new(),
+        entries: vec![(state, Value::Object(e))],
+    }
+    .text()
+}
+
+/// One transaction (or one migration outside a transaction) of a plan.
+#[derive(Debug, serde::Serialize)]
+pub struct PlanStep {
+    /// The files whose statements (and history rows) this step sends.
+    pub migrations: Vec<String>,
+    /// `inside` (one transaction), `part` (one of the commits of a migration split after an
+    /// ADD VALUE), `outside` (one query per statement).
+    pub transaction: &'static str,
+    /// Why it runs this way, as the text plan's comment says.
+    pub note: String,
+    pub sql: String,
+}
+
+/// The steps `run` would send after its preamble, in order: the same steps the applier executes.
+pub fn plan_steps(source: &Source, a: &Assessment, cfg: &Config) -> Vec<PlanStep> {
+    let pending = a.plan.pending();
+    let file = |i: usize| source.migrations.get(i).map(|m| m.file.clone());
+    let mut out = Vec::new();
+    for step in steps(source, &pending, cfg.migrate.atomic) {
+        match step {
+            Step::Transaction { indices, durable } => {
+                let names: Vec<String> = indices.iter().filter_map(|&i| file(i)).collect();
+                out.push(PlanStep {
+                    note: names.join(", "),
+                    migrations: names,
+                    transaction: "inside",
+                    sql: Batch::transaction(source, &a.history, &indices, durable).text(source),
+                });
+            }
+            Step::Parts {
+                index,
+                parts,
+                durable,
+            } => {
+                let Some(m) = source.migrations.get(index) else {
+                    continue;
+                };
+                for (k, chunks) in parts.iter().enumerate() {
+                    let last = k + 1 == parts.len();
+                    let why = match last {
+                        false => "committed after ADD VALUE: the next part uses its enum label",
+                        true => "with its history row",
+                    };
+                    let batch = Batch::part(
+                        source,
+                        &a.history,
+                        index,
+                        chunks.clone(),
+                        last,
+                        durable && last,
+                    );
+                    out.push(PlanStep {
+                        migrations: vec![m.file.clone()],
+                        transaction: "part",
+                        note: format!(
+                            "{} part {} of {} (statements {}..{}, {why})",
+                            m.file,
+                            k + 1,
+                            parts.len(),
+                            chunks.start + 1,
+                            chunks.end
+                        ),
+                        sql: batch.text(source),
+                    });
+                }
+            }
+            Step::Outside(i) => {
+                let Some(m) = source.migrations.get(i) else {
+                    continue;
+                };
+                let why = m
+                    .outside
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let mut sql = String::new();
+                for (_, _, statement) in m.top_level_statements() {
+                    sql.push_str(statement);
+                    sql.push('\n');
+                }
+                sql.push_str(&a.history.insert_sql(m, Some(0)));
+                sql.push_str(";\n");
+                out.push(PlanStep {
+                    migrations: vec![m.file.clone()],
+                    transaction: "outside",
+                    note: format!(
+                        "{} (outside a transaction, one query per statement: {why})",
+                        m.file
+                    ),
+                    sql,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The SQL `run` would send, in order. The migrations' part; the seeds' part comes from
+/// `seed::plan` (it reads the catalog).
 pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config) -> String {
     let pending = a.plan.pending();
     let mut out = format!(
@@ -166,38 +302,14 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config) -> String {
         ));
         out.push('\n');
     }
-    for step in steps(source, &pending, cfg.migrate.atomic) {
-        match step {
-            Step::Transaction { indices, durable } => {
-                let names: Vec<&str> = indices
-                    .iter()
-                    .map(|&i| source.migrations[i].file.as_str())
-                    .collect();
-                out.push_str(&format!("-- {}\n", names.join(", ")));
-                out.push_str(
-                    &Batch::transaction(source, &a.history, &indices, durable).text(source),
-                );
-                out.push('\n');
-            }
-            Step::Outside(i) => {
-                let m = &source.migrations[i];
-                let why = m
-                    .outside
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                out.push_str(&format!(
-                    "-- {} (outside a transaction, one query per statement: {why})\n",
-                    m.file
-                ));
-                for (_, _, sql) in m.top_level_statements() {
-                    out.push_str(sql);
-                    out.push('\n');
-                }
-                out.push_str(&a.history.insert_sql(m, Some(0)));
-                out.push_str(";\n");
-            }
-        }
+    for step in plan_steps(source, a, cfg) {
+        // A transaction's batch text has no final newline; the statements outside one do.
+        let end = if step.transaction == "outside" {
+            ""
+        } else {
+            "\n"
+        };
+        out.push_str(&format!("-- {}\n{}{end}", step.note, step.sql));
     }
     if !pending.is_empty() && !cfg.migrate.ddl_lock_timeout.is_zero() {
         out.push_str("RESET lock_timeout;\n");

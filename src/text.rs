@@ -102,6 +102,15 @@ impl LineIndex {
     }
 }
 
+/// A multi-line reason under a list item: every line kept, the later ones indented to line up.
+pub fn indented(reason: &str) -> String {
+    reason
+        .trim_end()
+        .lines()
+        .collect::<Vec<_>>()
+        .join("\n      ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,13 @@
 
 mod conn_string;
 mod database;
+mod dirs;
 mod error;
 mod lint;
 mod redact;
 pub mod settings;
 
+pub use dirs::DirDefault;
 pub use lint::{Lint, LintSettings, RuleLevel};
 pub(crate) mod value;
 
@@ -76,6 +78,8 @@ pub struct LockSettings {
 #[derive(Debug, Clone)]
 pub struct MigrateSettings {
     pub dir: PathBuf,
+    /// How `dir` was chosen when `migrations` was not set (see [`migrations_dir`]).
+    pub dir_default: DirDefault,
     pub ddl_lock_timeout: Duration,
     pub ddl_lock_retries: u32,
     pub statement_timeout: Duration,
@@ -169,6 +173,7 @@ impl Config {
         layers.read.borrow_mut().insert("database_url");
         let database = database::resolve(&layers, env, application_name.as_ref())?;
         let statement_timeout = pg_timeout("statement_timeout")?;
+        let (migrations, dir_default) = dirs::migrations_dir(&layers)?;
         let retry_initial = positive("retry_initial")?;
         let retry_max = positive("retry_max")?;
         if retry_max < retry_initial {
@@ -196,7 +201,8 @@ impl Config {
                 timeout: wait("lock_timeout")?,
             },
             migrate: MigrateSettings {
-                dir: layers.parse("migrations", value::parse_path)?,
+                dir: migrations,
+                dir_default,
                 ddl_lock_timeout: pg_timeout("ddl_lock_timeout")?,
                 ddl_lock_retries: layers.parse("ddl_lock_retries", |s| {
                     s.parse::<u32>()

@@ -84,7 +84,7 @@ pub const SETTINGS: &[Setting] = &[
     s("shard", None, "", "INDEX/COUNT", "Many databases: only this shard of the set; /COUNT takes INDEX from JOB_COMPLETION_INDEX"),
     s("report", None, "", "FILE", "Many databases: write a JSON report, one entry per database"),
     switch("fail_fast", "Many databases: start no more databases after one failed"),
-    s("progress_interval", Some("10s"), "10s", "DURATION", "Many databases: how often a long run logs its progress"),
+    s("progress_interval", Some("10s"), "10s", "DURATION", "How often a long migration (and a run over many databases) logs its progress"),
     s("database_timeout", None, "none", "DURATION", "Many databases: a database not done within this ends as failed (stalled), 0 = none"),
 ];
 

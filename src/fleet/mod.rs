@@ -21,7 +21,7 @@ pub use live::Live;
 pub use settings::FleetSettings;
 pub use targets::{Selection, Target};
 
-use crate::cli::Command;
+use crate::cli::{Command, Format};
 use crate::config::Config;
 use crate::exit::{Error, Success};
 use crate::job::Parts;
@@ -80,14 +80,31 @@ pub async fn dispatch(
         Command::Status { format } => {
             status::status(cfg, live, status::Output::Status(*format)).await
         }
-        Command::Validate { offline: false, .. } => {
-            status::status(cfg, live, status::Output::Validate).await
+        Command::Validate {
+            offline: false,
+            format,
+        } => {
+            use crate::cli::{Format, ValidateFormat};
+            match format {
+                ValidateFormat::Json => {
+                    status::status(cfg, live, status::Output::Validate(Format::Json)).await
+                }
+                ValidateFormat::Text => {
+                    status::status(cfg, live, status::Output::Validate(Format::Text)).await
+                }
+                ValidateFormat::Sarif => Err(Error::Usage(
+                    "validate --format sarif reports one folder's findings: give one database's \
+                     URL, or add --offline"
+                        .into(),
+                )),
+            }
         }
-        Command::Plan => plan(cfg, live).await,
+        Command::Plan { format } => plan(cfg, live, *format).await,
         Command::Baseline { .. }
         | Command::Repair { .. }
+        | Command::Trace { .. }
         | Command::Wait { migrated: true, .. } => Err(Error::Usage(
-            "baseline, repair and wait --migrated work on one database at a time: unset \
+            "baseline, repair, trace and wait --migrated work on one database at a time: unset \
                  databases_file / databases_query and give that database's URL"
                 .into(),
         )),
@@ -96,6 +113,47 @@ pub async fn dispatch(
             return None
         }
     })
+}
+
+/// `run --report FILE` on one database: the report a set of one writes, started (checked
+/// writable before anything connects). The returned count is the job's commits.
+pub fn one_report(
+    cfg: &Config,
+    command: &'static str,
+    live: &Live,
+) -> Result<Option<std::rc::Rc<report::Commits>>, Error> {
+    let Some(path) = &cfg.fleet.report else {
+        return Ok(None);
+    };
+    report::writable(path)?;
+    let db = cfg.database()?;
+    let target = Target {
+        identity: crate::document::database_name(db),
+        db: db.clone(),
+    };
+    let mut r = report::Report::new(command, Some(path.clone()), None, 1, &[target])?;
+    let commits = r.started(0);
+    live.set_report(r);
+    Ok(Some(commits))
+}
+
+/// Ends the one database's report with the job's result.
+pub fn one_report_done(
+    live: &Live,
+    result: &Result<crate::job::Done, Error>,
+    took: Duration,
+) -> Result<(), Error> {
+    let code = match result {
+        Ok(_) => crate::exit::success_code(Success::Done),
+        Err(e) => crate::exit::error_code(e),
+    };
+    let written = live.with_report(|r| {
+        r.finished(0, result, took);
+        r.close(false);
+        r.write(Some(code))
+    });
+    written.transpose()?;
+    Ok(())
 }
 
 /// Waits for the server once, on the base URL (when there is one), runs the databases query
@@ -133,11 +191,18 @@ pub async fn select(cfg: &Config, live: &Live) -> Result<Selection, Error> {
 }
 
 /// `plan` over the set: which databases a run would cover (`status` says what each needs).
-async fn plan(cfg: &Config, live: &Live) -> Result<Success, Error> {
+async fn plan(cfg: &Config, live: &Live, format: Format) -> Result<Success, Error> {
     let selection = select(cfg, live).await?;
     let mut out = format!("-- {} database(s)", selection.targets.len());
     if let Some(s) = cfg.fleet.shard {
         out.push_str(&format!(", shard {s} of a set of {}", selection.in_set));
+    }
+    if format == Format::Json {
+        print(&plan_json(
+            &selection,
+            out.trim_start_matches("-- ").to_string(),
+        ))?;
+        return Ok(Success::Done);
     }
     out.push('\n');
     for t in &selection.targets {
@@ -149,6 +214,37 @@ async fn plan(cfg: &Config, live: &Live) -> Result<Success, Error> {
     }
     print(&out)?;
     Ok(Success::Done)
+}
+
+/// The set a run would cover, each database `not_started`.
+fn plan_json(selection: &Selection, summary: String) -> String {
+    use crate::document::{entry, Document, State};
+    let entries = selection
+        .targets
+        .iter()
+        .map(|t| {
+            let e = entry(
+                Some(&t.identity),
+                Some(&t.db.redacted),
+                State::NotStarted,
+                None,
+                None,
+            );
+            (State::NotStarted, serde_json::Value::Object(e))
+        })
+        .collect();
+    let mut extra = serde_json::Map::new();
+    extra.insert("in_set".into(), selection.in_set.into());
+    Document {
+        command: "plan",
+        states: &[State::NotStarted],
+        empty: State::NotStarted,
+        exit_code: Some(0),
+        summary,
+        extra,
+        entries,
+    }
+    .text()
 }
 
 fn print(s: &str) -> Result<(), Error> {

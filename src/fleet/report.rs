@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::shard::Shard;
 use super::targets::Target;
 use super::FleetError;
+use crate::document::Document;
 use crate::exit::{self, Error};
 use crate::job::Done;
 pub use crate::migrate::apply::Commits;
@@ -34,7 +35,12 @@ pub struct Entry {
     pub database: String,
     /// The redacted URL (`***` for a password).
     pub target: String,
+    /// Named `state` in the report, as in every document (`crate::document`).
+    #[serde(rename = "state")]
     pub outcome: Outcome,
+    /// 0 when done; the code this database alone would have exited with when it failed.
+    pub exit_code: Option<u8>,
+    pub error: Option<String>,
     /// Migrations whose commit the server confirmed (so far, while running).
     pub applied: usize,
     /// Migrations sent whose answer was lost (a stall, a lost connection, a signal): whether
@@ -43,9 +49,6 @@ pub struct Entry {
     pub already_applied: usize,
     pub seeds_run: usize,
     pub ms: u64,
-    pub error: Option<String>,
-    /// 0 when done; the code this database alone would have exited with when it failed.
-    pub exit_code: Option<u8>,
     /// Why it failed, when the kind matters to the operator: `stalled`.
     pub reason: Option<&'static str>,
     /// The job's count of commits, while it runs.
@@ -237,15 +240,11 @@ impl Report {
             .filter(|e| e.outcome == Outcome::Failed)
             .take(LISTED)
         {
-            let first_line = e
-                .error
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("");
+            // The whole reason, its later lines indented: the first line alone often says only
+            // which migration failed, not why.
+            let why = crate::text::indented(e.error.as_deref().unwrap_or(""));
             let code = e.exit_code.map_or("?".into(), |c| c.to_string());
-            list.push_str(&format!("\n  - {} (exit {code}): {first_line}", e.database));
+            list.push_str(&format!("\n  - {} (exit {code}): {why}", e.database));
         }
         let named = failed
             .iter()
@@ -280,50 +279,60 @@ impl Report {
                 e.sync();
             }
         }
-        let file = File {
-            command: self.command,
-            shard: self.shard.map(|s| s.to_string()),
-            in_set: self.in_set,
-            total: self.entries.len(),
-            done: self.count(Outcome::Done),
-            failed: self.count(Outcome::Failed),
-            skipped: self.count(Outcome::Skipped),
-            interrupted: self.count(Outcome::Interrupted),
-            not_started: self.count(Outcome::NotStarted) + self.count(Outcome::Running),
-            migrations_applied: self.entries.iter().map(|e| e.applied).sum(),
-            migrations_unknown: self.entries.iter().map(|e| e.unknown).sum(),
-            seconds: self.started.elapsed().as_secs_f64(),
-            exit_code,
-            databases: &self.entries,
-        };
-        let text = serde_json::to_string_pretty(&file).map_err(|e| FleetError::Report {
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        write_file(path, &format!("{text}\n"))
+        let text = self.document(exit_code).text();
+        write_file(path, &text)
     }
 }
 
-/// The report file: the counts first, then one entry per database, in the set's order.
-#[derive(Serialize)]
-struct File<'a> {
-    command: &'static str,
-    shard: Option<String>,
-    /// Databases in the whole set, before sharding.
-    in_set: usize,
-    total: usize,
-    done: usize,
-    failed: usize,
-    skipped: usize,
-    interrupted: usize,
-    not_started: usize,
-    migrations_applied: usize,
-    migrations_unknown: usize,
-    seconds: f64,
-    /// `null` while the run has not ended.
-    exit_code: Option<u8>,
-    databases: &'a [Entry],
+impl Report {
+    /// The report as the document every command prints: its entries, the counts by state,
+    /// and the run's own fields (shard, set size, migrations applied and unknown, seconds).
+    fn document(&self, exit_code: Option<u8>) -> Document<'static> {
+        use crate::document::State;
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| {
+                let state = match e.outcome {
+                    Outcome::NotStarted => State::NotStarted,
+                    Outcome::Running => State::Running,
+                    Outcome::Done => State::Done,
+                    Outcome::Failed => State::Failed,
+                    Outcome::Skipped => State::Skipped,
+                    Outcome::Interrupted => State::Interrupted,
+                };
+                (state, serde_json::to_value(e).unwrap_or_default())
+            })
+            .collect();
+        let mut extra = serde_json::Map::new();
+        extra.insert("shard".into(), self.shard.map(|s| s.to_string()).into());
+        extra.insert("in_set".into(), self.in_set.into());
+        let applied: usize = self.entries.iter().map(|e| e.applied).sum();
+        let unknown: usize = self.entries.iter().map(|e| e.unknown).sum();
+        extra.insert("migrations_applied".into(), applied.into());
+        extra.insert("migrations_unknown".into(), unknown.into());
+        extra.insert(
+            "seconds".into(),
+            self.started.elapsed().as_secs_f64().into(),
+        );
+        Document {
+            command: self.command,
+            states: RUN_STATES,
+            empty: State::Done,
+            // `null` while the run has not ended.
+            exit_code,
+            summary: self.summary(),
+            extra,
+            entries,
+        }
+    }
 }
+
+/// The states a run's entry can take.
+const RUN_STATES: &[crate::document::State] = {
+    use crate::document::State::*;
+    &[NotStarted, Running, Done, Failed, Skipped, Interrupted]
+};
 
 /// Fails (exit 2) when the report could not be written, before anything connects. Creates
 /// the file, keeping what it holds until the run writes its own.

@@ -2,44 +2,64 @@
 //! folder (no lock, no writes), at most `concurrency` at once, and one table or JSON document
 //! saying which databases are up to date, pending, invalid or could not be checked.
 
-use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::live::Live;
 use super::run::{each, open};
 use super::FleetError;
 use crate::cli::Format;
 use crate::config::Config;
+use crate::document::{entry, Document, State};
 use crate::exit::{self, Error, Success};
-use crate::migrate::plan::State;
-use crate::migrate::{self, source, Assessment};
+use crate::migrate::{self, source, Assessment, Source};
+use crate::report::{status_fields, status_state, STATUS_STATES};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Health {
-    UpToDate,
-    Pending,
-    Invalid,
-    /// Not checked: the connection or the history read failed.
-    Error,
-}
-
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct Row {
     database: String,
     target: String,
-    state: Health,
+    /// `up_to_date`, `pending`, `invalid` or `error`.
+    state: State,
     applied: usize,
     pending: usize,
-    problems: Vec<serde_json::Value>,
+    problems: Vec<String>,
     error: Option<String>,
     exit_code: Option<u8>,
+    /// The assessed database's fields, as one database's `status` document has them.
+    fields: Map<String, Value>,
+}
+
+impl Row {
+    /// Its state as `validate` says it: pending work is valid.
+    fn validated(&self) -> State {
+        match self.state {
+            State::UpToDate | State::Pending => State::Valid,
+            other => other,
+        }
+    }
+
+    fn json(&self, state: State) -> Value {
+        let code = match state {
+            State::Valid => Some(0),
+            _ => self.exit_code,
+        };
+        let mut e = entry(
+            Some(&self.database),
+            Some(&self.target),
+            state,
+            code,
+            self.error.clone(),
+        );
+        e.extend(self.fields.clone());
+        Value::Object(e)
+    }
 }
 
 /// What the command prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     Status(Format),
-    Validate,
+    Validate(Format),
 }
 
 pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success, Error> {
@@ -51,18 +71,19 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
         .map(|t| Row {
             database: t.identity.clone(),
             target: t.db.redacted.clone(),
-            state: Health::Error,
+            state: State::Error,
             applied: 0,
             pending: 0,
             problems: Vec::new(),
             error: Some("not checked".into()),
             exit_code: None,
+            fields: Map::new(),
         })
         .collect();
     let source = &source;
     let finished = |index: usize, result: Result<Assessment, Error>, _| {
         if let Some(row) = rows.get_mut(index) {
-            fill(row, result);
+            fill(row, source, result);
         }
     };
     let work = |_, target| async move {
@@ -74,29 +95,38 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
     each(targets, &cfg.fleet, false, work, |_| {}, finished, || {}).await;
     let count = |h| rows.iter().filter(|r| r.state == h).count();
     let (errors, invalid, pending) = (
-        count(Health::Error),
-        count(Health::Invalid),
-        count(Health::Pending),
+        count(State::Error),
+        count(State::Invalid),
+        count(State::Pending),
     );
     let summary = format!(
         "{} database(s): {} up to date, {pending} pending, {invalid} invalid, {errors} not checked",
         rows.len(),
-        count(Health::UpToDate),
+        count(State::UpToDate),
     );
     match output {
-        Output::Status(Format::Json) => super::print(&json(&rows, &summary))?,
+        Output::Status(Format::Json) => super::print(&json(&rows, summary.clone(), false))?,
         Output::Status(Format::Text) => super::print(&text(&rows, &summary))?,
-        Output::Validate if errors + invalid == 0 => super::print(&format!("valid: {summary}\n"))?,
-        Output::Validate => {}
+        Output::Validate(Format::Json) => super::print(&json(&rows, summary.clone(), true))?,
+        Output::Validate(Format::Text) if errors + invalid == 0 => {
+            super::print(&format!("valid: {summary}\n"))?
+        }
+        Output::Validate(Format::Text) => {}
     }
     let named = |h| {
         rows.iter()
             .filter(|r| r.state == h)
             .take(20)
             .map(|r| {
-                let why = r.error.as_deref().or(r.problems.first().and_then(message));
-                let first = why.unwrap_or("").lines().next().unwrap_or("");
-                format!("\n  - {}: {first}", r.database)
+                let why = r
+                    .error
+                    .as_deref()
+                    .or(r.problems.first().map(String::as_str));
+                format!(
+                    "\n  - {}: {}",
+                    r.database,
+                    crate::text::indented(why.unwrap_or(""))
+                )
             })
             .collect::<String>()
     };
@@ -104,7 +134,7 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
         return Err(FleetError::SomeFailed {
             failed: errors,
             total: rows.len(),
-            list: named(Health::Error),
+            list: named(State::Error),
         }
         .into());
     }
@@ -112,7 +142,7 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
         return Err(FleetError::Invalid {
             invalid,
             total: rows.len(),
-            list: named(Health::Invalid),
+            list: named(State::Invalid),
         }
         .into());
     }
@@ -122,23 +152,20 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
     })
 }
 
-fn fill(row: &mut Row, result: Result<Assessment, Error>) {
+fn fill(row: &mut Row, source: &Source, result: Result<Assessment, Error>) {
     match result {
         Ok(a) => {
-            row.applied = a
-                .plan
-                .entries
-                .iter()
-                .filter(|e| e.state == State::Applied)
-                .count();
+            row.fields = status_fields(source, &a);
+            row.applied = row
+                .fields
+                .get("applied")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
             row.pending = a.plan.pending().len();
-            row.problems = a.plan.problems.iter().map(with_message).collect();
+            row.problems = a.plan.problems.iter().map(ToString::to_string).collect();
             row.error = None;
-            (row.state, row.exit_code) = match (row.problems.is_empty(), row.pending) {
-                (false, _) => (Health::Invalid, Some(7)),
-                (true, 0) => (Health::UpToDate, Some(0)),
-                (true, _) => (Health::Pending, Some(10)),
-            };
+            let (state, code) = status_state(&a);
+            (row.state, row.exit_code) = (state, Some(code));
         }
         Err(e) => {
             row.exit_code = Some(exit::error_code(&e));
@@ -147,30 +174,40 @@ fn fill(row: &mut Row, result: Result<Assessment, Error>) {
     }
 }
 
-fn with_message<T: Serialize + std::fmt::Display>(item: &T) -> serde_json::Value {
-    let mut v = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
-    if let Some(map) = v.as_object_mut() {
-        map.insert("message".into(), item.to_string().into());
+fn json(rows: &[Row], summary: String, validate: bool) -> String {
+    let (command, states, empty) = match validate {
+        false => ("status", STATUS_STATES, State::UpToDate),
+        true => ("validate", crate::inspect::VALIDATE_STATES, State::Valid),
+    };
+    let entries: Vec<(State, Value)> = rows
+        .iter()
+        .map(|r| {
+            let state = if validate { r.validated() } else { r.state };
+            (state, r.json(state))
+        })
+        .collect();
+    let worst = entries.iter().map(|(s, _)| *s).max().unwrap_or(empty);
+    let exit_code = match worst {
+        State::UpToDate | State::Valid => 0,
+        State::Pending => 10,
+        State::Invalid => 7,
+        _ => 11,
+    };
+    let mut extra = Map::new();
+    if validate {
+        extra.insert("valid".into(), (exit_code == 0).into());
+        extra.insert("offline".into(), false.into());
     }
-    v
-}
-
-fn message(problem: &serde_json::Value) -> Option<&str> {
-    problem.get("message").and_then(serde_json::Value::as_str)
-}
-
-fn json(rows: &[Row], summary: &str) -> String {
-    let count = |h| rows.iter().filter(|r| r.state == h).count();
-    let value = serde_json::json!({
-        "total": rows.len(),
-        "up_to_date": count(Health::UpToDate),
-        "pending": count(Health::Pending),
-        "invalid": count(Health::Invalid),
-        "error": count(Health::Error),
-        "summary": summary,
-        "databases": rows,
-    });
-    format!("{value:#}\n")
+    Document {
+        command,
+        states,
+        empty,
+        exit_code: Some(exit_code),
+        summary,
+        extra,
+        entries,
+    }
+    .text()
 }
 
 fn text(rows: &[Row], summary: &str) -> String {
@@ -180,19 +217,17 @@ fn text(rows: &[Row], summary: &str) -> String {
     );
     for r in rows {
         let state = match r.state {
-            Health::UpToDate => "up-to-date",
-            Health::Pending => "pending",
-            Health::Invalid => "invalid",
-            Health::Error => "error",
+            State::UpToDate => "up-to-date",
+            other => other.name(),
         };
         out.push_str(&format!(
             "{state:<12} {:>7} {:>7}  {}\n",
             r.applied, r.pending, r.database
         ));
         let mut why: Vec<&str> = r.error.iter().map(String::as_str).collect();
-        why.extend(r.problems.iter().filter_map(message));
-        for line in why {
-            out.push_str(&format!("    {}\n", line.lines().next().unwrap_or("")));
+        why.extend(r.problems.iter().map(String::as_str));
+        for reason in why {
+            out.push_str(&format!("    {}\n", crate::text::indented(reason)));
         }
     }
     out.push_str(summary);

@@ -42,10 +42,12 @@ pub async fn findings(
     pending: &[usize],
 ) -> Result<Vec<Finding>, PgError> {
     let (located, taken) = locate(source, pending, false);
+    // Every table a statement locks, for its invalid indexes, besides those a rule sizes.
     let tables: Vec<&Table> = located
         .iter()
         .filter(|l| !matches!(l.candidate.needs, Needs::Nothing | Needs::Fails))
         .map(|l| &l.candidate.table)
+        .chain(taken.iter().map(|t| &t.table))
         .collect();
     let facts = catalog::table_facts(client, &tables).await?;
     let functions: Vec<&str> = located
@@ -83,8 +85,86 @@ pub async fn findings(
             }
         }
     }
+    out.extend(invalid_indexes(&facts, &taken, settings));
     out.extend(blocked(client, settings, ddl_lock_timeout, taken).await?);
     Ok(out)
+}
+
+/// An INVALID index on a table the migrations touch (a `CREATE INDEX CONCURRENTLY` that
+/// failed earlier): every write still maintains it, no query uses it, and a pending `CREATE
+/// INDEX IF NOT EXISTS` of that name passes over it. Once per table, at its first statement.
+fn invalid_indexes(
+    facts: &std::collections::HashMap<String, Facts>,
+    taken: &[Taken],
+    settings: &LintSettings,
+) -> Vec<Finding> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for t in taken {
+        let name = t.table.to_string();
+        let Some(f) = facts.get(&name).filter(|f| !f.invalid_indexes.is_empty()) else {
+            continue;
+        };
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let why = format!(
+            "{name} has INVALID index(es) {} (a CREATE INDEX CONCURRENTLY failed): every write still maintains them, no query uses them, and CREATE INDEX IF NOT EXISTS of that name does nothing",
+            f.invalid_indexes
+        );
+        let fix = "DROP INDEX CONCURRENTLY the invalid index and build it again with CREATE INDEX CONCURRENTLY (or REINDEX INDEX CONCURRENTLY it)";
+        out.extend(about_table(
+            t,
+            super::ids::INVALID_INDEX_RULE,
+            why,
+            fix,
+            settings,
+        ));
+    }
+    out
+}
+
+/// A finding about the table a statement locks rather than about the statement itself.
+fn about_table(
+    t: &Taken,
+    rule: &'static str,
+    why: String,
+    fix: &'static str,
+    settings: &LintSettings,
+) -> Option<Finding> {
+    let l = Located {
+        file: t.file.clone(),
+        line: t.line,
+        column: t.column,
+        verdict: Verdict::None,
+        candidate: Candidate {
+            rule,
+            lock: t.lock,
+            table: t.table.clone(),
+            needs: Needs::Nothing,
+            why: "",
+            fix,
+        },
+    };
+    let mut f = judge(l, None, settings)?;
+    f.why = why.into();
+    Some(f)
+}
+
+/// The safe alternative this server can run: some need a newer PostgreSQL than it is.
+fn for_server(rule: &str, fix: &'static str, server: Option<i32>) -> &'static str {
+    match (rule, server) {
+        ("reindex-not-concurrent", Some(v)) if v > 0 && v < 120_000 => {
+            "REINDEX CONCURRENTLY needs PostgreSQL 12, this server is older: build a new index with CREATE INDEX CONCURRENTLY, then DROP INDEX CONCURRENTLY the old one"
+        }
+        ("detach-partition-not-concurrent", Some(v)) if v > 0 && v < 140_000 => {
+            "DETACH PARTITION ... CONCURRENTLY needs PostgreSQL 14, this server is older: detach when writes are quiet, with a short lock_timeout"
+        }
+        ("set-not-null", Some(v)) if v > 0 && v < 120_000 => {
+            "before PostgreSQL 12 a valid CHECK does not spare the scan: run it when writes are quiet, with a short lock_timeout"
+        }
+        _ => fix,
+    }
 }
 
 /// The sessions that would hold the pending statements up: one finding per table and session,
@@ -115,24 +195,8 @@ async fn blocked(
                 "session pid {} (application {:?}, {}, transaction open {} s) holds {} on {name}: this statement waits behind it, and the app's queries on {name} wait behind this one until ddl_lock_timeout",
                 h.pid, h.application, h.state, h.seconds, h.mode
             );
-            let l = Located {
-                file: t.file.clone(),
-                line: t.line,
-                column: t.column,
-                verdict: Verdict::None,
-                candidate: Candidate {
-                    rule: super::ids::SESSION_RULE,
-                    lock: t.lock,
-                    table: t.table.clone(),
-                    needs: Needs::Nothing,
-                    why: "",
-                    fix: "end that session's transaction (pg_terminate_backend if it is stuck), or run when it is done",
-                },
-            };
-            if let Some(mut f) = judge(l, None, settings) {
-                f.why = why.into();
-                out.push(f);
-            }
+            let fix = "end that session's transaction (pg_terminate_backend if it is stuck), or run when it is done";
+            out.extend(about_table(t, super::ids::SESSION_RULE, why, fix, settings));
         }
     }
     Ok(out)
@@ -156,7 +220,9 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, 
     let mut created: HashSet<Table> = HashSet::new();
     let mut out = Vec::new();
     let mut taken = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
+    // Each label with the chunk that adds it: a later chunk's use is committed apart
+    // (`label_commits`), a use in the same chunk (one query) cannot be.
+    let mut labels: Vec<(String, usize)> = Vec::new();
     for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
         if per_file {
             created.clear();
@@ -164,7 +230,7 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, 
         // A label added outside a transaction is committed before the next statement.
         labels.clear();
         let in_transaction = m.outside.is_none();
-        for (_, offset, sql) in m.top_level_statements() {
+        for (chunk, offset, sql) in m.top_level_statements() {
             let Some(stmt) = rules::classify(sql) else {
                 continue;
             };
@@ -182,18 +248,19 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, 
                 }
             }
             let mut candidates = stmt.candidates;
-            if stmt.strings.iter().any(|s| labels.contains(s)) {
+            let same_chunk = |s: &String| labels.iter().any(|(l, c)| l == s && *c == chunk);
+            if stmt.strings.iter().any(same_chunk) {
                 candidates.push(Candidate {
                     rule: super::ids::ENUM_RULE,
                     lock: Lock::AccessShare,
                     table: Table::default(),
                     needs: Needs::Fails,
-                    why: "uses an enum label added earlier in the same transaction: PostgreSQL refuses it (55P04 unsafe use of new value) and the migration fails",
-                    fix: "put the ADD VALUE in a migration of its own (or mark that migration `-- db-init: no-transaction`), so it is committed before the label is used",
+                    why: "uses an enum label added earlier in the same query: PostgreSQL refuses it (55P04 unsafe use of new value) and the migration fails",
+                    fix: "put `--> statement-breakpoint` after the ADD VALUE (db-init then commits after it, before the label is used), or give the ADD VALUE a migration of its own",
                 });
             }
             if in_transaction {
-                labels.extend(stmt.adds_labels);
+                labels.extend(stmt.adds_labels.into_iter().map(|l| (l, chunk)));
             }
             for candidate in candidates {
                 let t = &candidate.table;
@@ -274,10 +341,36 @@ fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
         rows: f.filter(|_| sized).map(|f| f.rows),
         size_unknown: sized && f.is_none(),
         why: c.why.into(),
-        fix: c.fix,
+        fix: for_server(c.rule, c.fix, f.map(|f| f.server)),
         fails,
         stops,
         suppressed,
         unhonoured: no_reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_server;
+
+    #[test]
+    fn a_fix_that_needs_a_newer_server_is_replaced_on_an_older_one() {
+        let fix = "REINDEX INDEX CONCURRENTLY";
+        assert_eq!(
+            for_server("reindex-not-concurrent", fix, Some(150_004)),
+            fix
+        );
+        assert_eq!(for_server("reindex-not-concurrent", fix, None), fix);
+        assert!(for_server("reindex-not-concurrent", fix, Some(110_020))
+            .contains("needs PostgreSQL 12"));
+        assert!(
+            for_server("detach-partition-not-concurrent", fix, Some(130_000))
+                .contains("needs PostgreSQL 14")
+        );
+        assert_eq!(
+            for_server("detach-partition-not-concurrent", fix, Some(140_000)),
+            fix
+        );
+        assert_eq!(for_server("index-not-concurrent", fix, Some(100_000)), fix);
+    }
 }

@@ -18,6 +18,10 @@ pub struct Facts {
     pub bytes: i64,
     pub rows: i64,
     not_null_checks: String,
+    /// Indexes a failed `CREATE INDEX CONCURRENTLY` left INVALID, comma-separated.
+    pub invalid_indexes: String,
+    /// `server_version_num`: a safe alternative may need a newer server.
+    pub server: i32,
 }
 
 impl Facts {
@@ -47,8 +51,10 @@ pub async fn table_facts(
     if tables.is_empty() {
         return Ok(out);
     }
+    let mut seen = HashSet::new();
     let values: Vec<String> = tables
         .iter()
+        .filter(|t| seen.insert(t.to_string()))
         .map(|t| {
             format!(
                 "({}, {})",
@@ -62,7 +68,10 @@ pub async fn table_facts(
         "SELECT v.name, (c.oid IS NOT NULL)::text, coalesce(pg_relation_size(c.oid), 0)::text, \
          greatest(coalesce(c.reltuples, 0), 0)::bigint::text, \
          coalesce((SELECT string_agg(pg_get_constraintdef(k.oid), ' ; ') FROM pg_constraint k \
-                   WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated), '') \
+                   WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated), ''), \
+         coalesce((SELECT string_agg(quote_ident(i.relname), ', ' ORDER BY i.relname) FROM pg_index x \
+                   JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid AND NOT x.indisvalid), ''), \
+         current_setting('server_version_num') \
          FROM (VALUES {}) v(name, reg) LEFT JOIN pg_class c ON c.oid = to_regclass(v.reg)",
         values.join(", ")
     );
@@ -82,6 +91,8 @@ pub async fn table_facts(
                     bytes: text(2).parse().unwrap_or(0),
                     rows: text(3).parse().unwrap_or(0),
                     not_null_checks: text(4),
+                    invalid_indexes: text(5),
+                    server: text(6).parse().unwrap_or(0),
                 },
             );
         }
@@ -218,6 +229,69 @@ pub async fn coercible(
         .await
         .map_err(|e| PgError::new(format!("reading the type of {table}.{column}"), e))?;
     Ok(got.as_deref() == Some("true"))
+}
+
+/// A relation of the database as a trace sees it: its storage file, to tell a rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub oid: String,
+    pub name: String,
+    pub filenode: String,
+}
+
+/// Every table, materialized view and index outside the system schemas, with its file.
+pub async fn relations(client: &Client) -> Result<Vec<Relation>, PgError> {
+    let sql = "SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relfilenode::text \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE c.relkind IN ('r', 'm', 'p', 'i', 'I') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg\\_toast%'";
+    let rows = rows(client, sql, "reading the relations and their files").await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Relation {
+            oid: r.first().cloned().unwrap_or_default(),
+            name: r.get(1).cloned().unwrap_or_default(),
+            filenode: r.get(2).cloned().unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The relation locks this session holds, as (mode as `pg_locks` names it, relation oid,
+/// relation name), outside the system schemas and TOAST, on relations that still exist (a
+/// rewrite's transient heap is gone by the time the statement returns).
+pub async fn own_locks(client: &Client) -> Result<Vec<(String, String, String)>, PgError> {
+    let sql = "SELECT l.mode, l.relation::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+               FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' \
+               ORDER BY 3, 1";
+    let rows = rows(client, sql, "reading the locks this session holds").await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().unwrap_or_default();
+            (get(0), get(1), get(2))
+        })
+        .collect())
+}
+
+async fn rows(client: &Client, sql: &str, what: &str) -> Result<Vec<Vec<String>>, PgError> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| PgError::new(what, e))?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or_default().to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]

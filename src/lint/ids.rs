@@ -51,7 +51,11 @@ pub const RULES: &[Rule] = &[
     r("refresh-not-concurrent", &[], &[], &[]),
     r(ENUM_RULE, &[], &[], &[]),
     r(SESSION_RULE, &[], &[], &[]),
+    r(INVALID_INDEX_RULE, &[], &[], &[]),
 ];
+
+/// Not from a statement: an INVALID index on a table the pending statements touch.
+pub const INVALID_INDEX_RULE: &str = "invalid-index";
 
 /// Across statements: an enum label added and used in one transaction (55P04).
 pub const ENUM_RULE: &str = "enum-value-used-in-transaction";

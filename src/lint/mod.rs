@@ -7,9 +7,11 @@ pub mod analyze;
 mod catalog;
 pub mod finding;
 pub mod ids;
+pub mod label_commits;
 pub mod rules;
 pub mod sarif;
 mod suppress;
+pub mod trace;
 
 pub use finding::{Finding, Severity};
 

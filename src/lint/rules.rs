@@ -129,6 +129,9 @@ pub struct Statement {
     pub adds_labels: Vec<String>,
     /// Every string constant in the statement (a later use of an added label).
     pub strings: Vec<String>,
+    /// What it creates without `IF NOT EXISTS` (`table`, `type`, `schema`): it fails where
+    /// that already exists (a database built by `drizzle-kit push`).
+    pub must_be_new: Vec<(&'static str, Table)>,
 }
 
 /// Past this size a statement is data (a bulk INSERT, a large literal), not DDL to judge, and
@@ -169,7 +172,31 @@ pub(super) fn take(out: &mut Statement, lock: Lock, table: &Table) {
 
 fn statement(node: &NodeEnum, out: &mut Statement) {
     match node {
-        NodeEnum::CreateStmt(c) => out.creates.push(name(c.relation.as_ref())),
+        NodeEnum::CreateStmt(c) => {
+            let table = name(c.relation.as_ref());
+            if !c.if_not_exists {
+                out.must_be_new.push(("table", table.clone()));
+            }
+            out.creates.push(table);
+        }
+        NodeEnum::CreateEnumStmt(e) => {
+            let parts = strings(&e.type_name);
+            if let [.., name] = parts.as_slice() {
+                let schema = parts.len().checked_sub(2).and_then(|i| parts.get(i));
+                let ty = Table {
+                    schema: schema.map(|s| s.to_string()).unwrap_or_default(),
+                    name: name.to_string(),
+                };
+                out.must_be_new.push(("type", ty));
+            }
+        }
+        NodeEnum::CreateSchemaStmt(c) if !c.if_not_exists && !c.schemaname.is_empty() => {
+            let schema = Table {
+                schema: String::new(),
+                name: c.schemaname.clone(),
+            };
+            out.must_be_new.push(("schema", schema));
+        }
         NodeEnum::IndexStmt(i) => {
             let table = name(i.relation.as_ref());
             if i.concurrent {

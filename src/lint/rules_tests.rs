@@ -227,6 +227,7 @@ fn every_rule_has_an_id() {
             ![
                 super::super::ids::SESSION_RULE,
                 super::super::ids::ENUM_RULE,
+                super::super::ids::INVALID_INDEX_RULE,
             ]
             .contains(id)
         })

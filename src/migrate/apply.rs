@@ -35,22 +35,54 @@ pub async fn apply(
     session
         .work_settings(Some(settings.ddl_lock_timeout), settings.statement_timeout)
         .await?;
+    // The backend the transactions run on, which the progress lines watch (behind a
+    // transaction pooler it may change; a line then shows the time alone).
+    let pid = match watch {
+        Some(_) => crate::pg::first_text(session, "SELECT pg_backend_pid()")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|p| p.parse::<i32>().ok()),
+        None => None,
+    };
     let mut applied = 0;
     for step in steps(source, pending, settings.atomic) {
         let started = Instant::now();
         let indices = match &step {
             Step::Transaction { indices, .. } => indices.clone(),
-            Step::Outside(i) => vec![*i],
+            Step::Outside(i) | Step::Parts { index: i, .. } => vec![*i],
         };
         sending(indices.len());
+        let files: Vec<&str> = indices
+            .iter()
+            .filter_map(|&i| source.migrations.get(i))
+            .map(|m| m.file.as_str())
+            .collect();
+        let what = files.join(", ");
         let result = match &step {
             Step::Transaction { indices, durable } => {
                 let batch = Batch::transaction(source, history, indices, *durable);
-                run_transaction(session, settings, source, indices, &batch, applied).await
+                let run = run_transaction(session, settings, source, &batch, applied);
+                concurrent::with_progress(run, pid, &what, watch, started).await
             }
             Step::Outside(i) => {
                 let ddl = settings.ddl_lock_timeout;
                 run_outside_transaction(session, history, source, *i, applied, (ddl, watch)).await
+            }
+            Step::Parts {
+                index,
+                parts,
+                durable,
+            } => {
+                let run = run_parts(
+                    session,
+                    settings,
+                    (history, source),
+                    *index,
+                    parts,
+                    (*durable, applied),
+                );
+                concurrent::with_progress(run, pid, &what, watch, started).await
             }
         };
         match &result {
@@ -80,7 +112,6 @@ async fn run_transaction(
     client: &Session,
     settings: &MigrateSettings,
     source: &Source,
-    indices: &[usize],
     batch: &Batch,
     applied_before: usize,
 ) -> Result<(), MigrateError> {
@@ -99,7 +130,10 @@ async fn run_transaction(
         {
             attempt += 1;
             let delay = backoff.next_delay();
-            let first = indices.first().map(|&i| source.migrations[i].file.as_str());
+            let first = batch
+                .items
+                .first()
+                .map(|(i, _)| source.migrations[*i].file.as_str());
             warn!(
                 migration = first.unwrap_or("?"),
                 attempt,
@@ -111,8 +145,56 @@ async fn run_transaction(
             tokio::time::sleep(delay).await;
             continue;
         }
-        return Err(failure(client, source, indices, &segment, &err, applied_before).await);
+        return Err(failure(client, source, batch, &segment, &err, applied_before).await);
     }
+}
+
+/// A migration cut into transactions (an enum label committed before its use): each part as
+/// a transaction of its own, the history row with the last. A failure after the first commit
+/// says what stays committed.
+async fn run_parts(
+    client: &Session,
+    settings: &MigrateSettings,
+    (history, source): (&History, &Source),
+    index: usize,
+    parts: &[std::ops::Range<usize>],
+    (durable, applied_before): (bool, usize),
+) -> Result<(), MigrateError> {
+    let m = &source.migrations[index];
+    for (k, chunks) in parts.iter().enumerate() {
+        let last = k + 1 == parts.len();
+        let batch = Batch::part(
+            source,
+            history,
+            index,
+            chunks.clone(),
+            last,
+            durable && last,
+        );
+        let result = run_transaction(client, settings, source, &batch, applied_before).await;
+        match result {
+            Err(MigrateError::Failed(mut f)) if k > 0 => {
+                let through = chunks.start;
+                f.note = format!(
+                    "its statements {}.. were rolled back, but statements 1..{through} of {} stay committed \
+                     (committed after the ADD VALUE so that its label can be used), and no history row was written. \
+                     A rerun runs them again: write the ADD VALUE as `ADD VALUE IF NOT EXISTS` so that it passes \
+                     over the label that is there. {}",
+                    through + 1,
+                    m.statements.len(),
+                    kept_note(applied_before)
+                );
+                return Err(MigrateError::Failed(f));
+            }
+            Err(e) => return Err(e),
+            Ok(()) if !last => {
+                info!(migration = %m.file, committed = chunks.end, of = m.statements.len(),
+                    "committed after ADD VALUE, so that the next statements can use the new enum label");
+            }
+            Ok(()) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Sends the batch a segment at a time; the failing segment comes back with the error.
@@ -254,11 +336,12 @@ async fn rollback(client: &Client) {
 async fn failure(
     client: &Client,
     source: &Source,
-    indices: &[usize],
+    batch: &Batch,
     segment: &Segment<'_>,
     err: &tokio_postgres::Error,
     applied_before: usize,
 ) -> MigrateError {
+    let indices: Vec<usize> = batch.items.iter().map(|(i, _)| *i).collect();
     let lost = err.as_db_error().is_none();
     let note = match (lost, indices.len() > 1) {
         (true, _) => format!(
@@ -283,7 +366,7 @@ async fn failure(
         .iter()
         .any(|&i| source.migrations[i].blocking_statement().is_some());
     if worth_replaying(err) && !controls_itself {
-        if let Some((i, location, replay_err)) = replay(client, source, indices).await {
+        if let Some((i, location, replay_err)) = replay(client, source, &batch.items).await {
             return failed(&source.migrations[i], location, &replay_err, note);
         }
     }
@@ -305,14 +388,15 @@ const REPLAY_TIMEOUT_MS: u64 = 10_000;
 async fn replay(
     client: &Client,
     source: &Source,
-    indices: &[usize],
+    items: &[(usize, std::ops::Range<usize>)],
 ) -> Option<(usize, Location, tokio_postgres::Error)> {
     let begin = format!("BEGIN; SET LOCAL statement_timeout = {REPLAY_TIMEOUT_MS}");
     client.batch_execute(&begin).await.ok()?;
     let mut found = None;
-    'outer: for &i in indices {
+    'outer: for (i, chunks) in items {
+        let i = *i;
         let m = &source.migrations[i];
-        for s in 0..m.statements.len() {
+        for s in chunks.clone() {
             let (chunk, offset) = m.statement_sql(s);
             if let Err(e) = client.batch_execute(chunk).await {
                 let (line, column) = m.line_col(offset + position_in(chunk, &e));

@@ -1,7 +1,8 @@
 //! Statements that wait for other transactions rather than for a table lock (`CREATE` /
 //! `DROP` / `REINDEX ... CONCURRENTLY`, `DETACH PARTITION ... CONCURRENTLY`): their own wait, with
 //! progress and the sessions they wait for in the log, and the INVALID index a failed
-//! `CREATE INDEX CONCURRENTLY` leaves, found and dropped before the next try.
+//! `CREATE INDEX CONCURRENTLY` leaves, found and dropped before the next try; and the progress
+//! line every `progress_interval` that any long migration logs while it runs.
 
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,12 @@ use crate::pg::{self, PgError};
 pub struct Watch<'a> {
     pub db: &'a Database,
     pub connect: &'a ConnectSettings,
+    /// How often a long statement's progress is logged (`progress_interval`).
+    pub every: Duration,
 }
 
-/// The first progress line comes after this long, then one every [`EVERY`].
+/// A concurrent statement's first progress line comes after this long at most.
 const FIRST: Duration = Duration::from_secs(5);
-const EVERY: Duration = Duration::from_secs(10);
 /// A progress query that gets no answer in this long is skipped (the statement goes on).
 const QUERY_BOUND: Duration = Duration::from_secs(5);
 
@@ -50,7 +52,10 @@ pub async fn run(
     let started = Instant::now();
     let result = {
         let statement = client.batch_execute(sql);
-        let progress = report_until_done(pid.as_deref(), sql, watch, started);
+        let pid = pid.as_deref().and_then(|p| p.parse::<i32>().ok());
+        let first = watch.map_or(FIRST, |w| w.every.min(FIRST));
+        let label = head(sql);
+        let progress = report_until_done(pid, &label, watch, started, first);
         tokio::pin!(statement);
         tokio::select! {
             r = &mut statement => r,
@@ -72,50 +77,74 @@ pub async fn run(
     result
 }
 
-/// Every [`EVERY`] after [`FIRST`]: the statement's phase and the sessions it waits for, from a
-/// second session. Never returns while there is something to report; returns at once when there
-/// is no way to watch, so the caller just awaits the statement.
-async fn report_until_done(
-    pid: Option<&str>,
-    sql: &str,
+/// After `first`, then every `watch.every`: what runs (`what`), for how long, its `CREATE
+/// INDEX` phase and the sessions it waits for, read from a second session. Never returns while
+/// there is something to report; returns at once when there is no way to watch, so the caller
+/// just awaits the statement.
+pub(super) async fn report_until_done(
+    pid: Option<i32>,
+    what: &str,
     watch: Option<Watch<'_>>,
     started: Instant,
+    first: Duration,
 ) {
-    let (Some(pid), Some(watch)) = (pid.and_then(|p| p.parse::<i32>().ok()), watch) else {
+    let (Some(pid), Some(watch)) = (pid, watch) else {
         return std::future::pending().await;
     };
-    tokio::time::sleep(FIRST).await;
+    tokio::time::sleep(first).await;
     let settings = ConnectSettings {
         wait_timeout: QUERY_BOUND,
         ..*watch.connect
     };
-    let watcher = match pg::connect(watch.db, &settings).await {
-        Ok(s) => s,
-        Err(e) => {
+    // Every wait here is bounded: a server that stops answering costs a line, not the run.
+    let watcher = match tokio::time::timeout(QUERY_BOUND, pg::connect(watch.db, &settings)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
             warn!(error = %e, "could not open a session to watch the statement's progress");
-            return std::future::pending().await;
+            None
         }
+        Err(_) => None,
     };
     let query = progress_sql(pid);
     loop {
-        let answer = tokio::time::timeout(QUERY_BOUND, pg::column(&watcher, &query)).await;
-        let line = match answer {
-            Ok(Ok(cols)) => cols.into_iter().next().unwrap_or_default(),
-            Ok(Err(e)) => format!("progress unknown: {}", pg::describe(&e)),
-            Err(_) => "progress unknown: the watching session got no answer".to_string(),
+        let line = match &watcher {
+            None => String::new(),
+            Some(w) => match tokio::time::timeout(QUERY_BOUND, pg::column(w, &query)).await {
+                Ok(Ok(cols)) => cols.into_iter().next().unwrap_or_default(),
+                Ok(Err(e)) => format!("progress unknown: {}", pg::describe(&e)),
+                Err(_) => "progress unknown: the watching session got no answer".to_string(),
+            },
         };
-        info!(
-            statement = %head(sql),
-            waited_s = started.elapsed().as_secs(),
-            "still running: {line}"
-        );
-        tokio::time::sleep(EVERY).await;
+        let s = started.elapsed().as_secs();
+        match line.is_empty() {
+            true => info!(statement = %what, waited_s = s, "still running after {s} s"),
+            false => info!(statement = %what, waited_s = s, "still running after {s} s: {line}"),
+        }
+        tokio::time::sleep(watch.every).await;
+    }
+}
+
+/// `work`, with a line every `progress_interval` while it runs (what, how long, the CREATE
+/// INDEX phase and the sessions it waits for): a 12 s migration does not go silent.
+pub async fn with_progress<T>(
+    work: impl std::future::Future<Output = T>,
+    pid: Option<i32>,
+    what: &str,
+    watch: Option<Watch<'_>>,
+    started: Instant,
+) -> T {
+    let first = watch.map_or(Duration::ZERO, |w| w.every);
+    let progress = report_until_done(pid, what, watch, started, first);
+    tokio::pin!(work);
+    tokio::select! {
+        r = &mut work => r,
+        () = progress => work.await,
     }
 }
 
 /// One text line: the `CREATE INDEX` phase and blocks done, and the sessions the statement
 /// waits for (their pid, application, state, age and query), read from the catalog views.
-fn progress_sql(pid: i32) -> String {
+pub(super) fn progress_sql(pid: i32) -> String {
     format!(
         "SELECT concat_ws('; ', \
            (SELECT 'phase ' || p.phase || CASE WHEN p.blocks_total > 0 \
@@ -134,7 +163,7 @@ fn progress_sql(pid: i32) -> String {
 }
 
 /// The first words of a statement, for the log.
-fn head(sql: &str) -> String {
+pub(super) fn head(sql: &str) -> String {
     let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     match one.char_indices().nth(80) {
         Some((at, _)) => format!("{}…", one.get(..at).unwrap_or_default()),

@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 use tracing::info;
 
 use super::{History, MigrateError};
-use crate::pg::quote::quote_literal;
+use crate::pg::quote::{quote_ident, quote_literal};
 use crate::pg::{self};
 
 /// "Already exists", in its forms: the schema is there before its first migration ran.
@@ -20,6 +20,79 @@ const ALREADY_THERE: [SqlState; 6] = [
     SqlState::DUPLICATE_FUNCTION,
     SqlState::DUPLICATE_DATABASE,
 ];
+
+/// Drizzle-shaped history tables (`hash`, `created_at`) other than `history`, as one text.
+fn elsewhere_sql(history: &History) -> String {
+    let (schema, table) = history.names();
+    format!(
+        "coalesce((SELECT string_agg(format('%I.%I', h.table_schema, h.table_name), ', ' ORDER BY 1) \
+          FROM information_schema.columns h JOIN information_schema.columns c \
+            ON c.table_schema = h.table_schema AND c.table_name = h.table_name AND c.column_name = 'created_at' \
+          WHERE h.column_name = 'hash' AND h.table_schema NOT IN ('pg_catalog', 'information_schema') \
+            AND (h.table_schema, h.table_name) <> ({}, {})), '')",
+        quote_literal(schema),
+        quote_literal(table)
+    )
+}
+
+/// Before any DDL, when the history has no row: the first pending statement that creates
+/// (without `IF NOT EXISTS`) a table, type or schema the database already has. A catalog that
+/// cannot be read says nothing here: the run's own failure still names the way out.
+pub async fn already_there(
+    client: &Client,
+    history: &History,
+    source: &super::Source,
+    pending: &[usize],
+) -> Option<super::Problem> {
+    let mut objects = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
+        for (_, offset, sql) in m.top_level_statements() {
+            let Some(stmt) = crate::lint::rules::classify(sql) else {
+                continue;
+            };
+            for (kind, name) in stmt.must_be_new {
+                if seen.insert((kind, name.to_string())) {
+                    let (line, column) = m.line_col(offset + super::sql::leading_blank(sql));
+                    objects.push((m.file.clone(), line, column, kind, name));
+                }
+            }
+        }
+    }
+    if objects.is_empty() {
+        return None;
+    }
+    let values: Vec<String> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, _, kind, t))| {
+            let reg = match t.schema.is_empty() {
+                true => quote_ident(&t.name),
+                false => format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)),
+            };
+            format!("({i}, '{kind}', {})", quote_literal(&reg))
+        })
+        .collect();
+    let sql = format!(
+        "SELECT v.i::text || '|' || {} FROM (VALUES {}) v(i, kind, reg) \
+         WHERE CASE v.kind WHEN 'table' THEN to_regclass(v.reg) IS NOT NULL \
+           WHEN 'type' THEN to_regtype(v.reg) IS NOT NULL ELSE to_regnamespace(v.reg) IS NOT NULL END \
+         ORDER BY v.i LIMIT 1",
+        elsewhere_sql(history),
+        values.join(", ")
+    );
+    let answer = pg::first_text(client, &sql).await.ok()??;
+    let (i, others) = answer.split_once('|')?;
+    let (file, line, column, kind, name) = objects.get(i.parse::<usize>().ok()?)?;
+    Some(super::Problem::AlreadyThere {
+        file: file.clone(),
+        line: *line,
+        column: *column,
+        object: format!("{kind} {name}"),
+        history: history.qualified(),
+        elsewhere: Some(others.to_string()).filter(|s| !s.is_empty()),
+    })
+}
 
 /// Adds the hint to a migration's failure when the history holds no row; `created` says this
 /// run created the history table (then it is dropped again if still empty).
@@ -41,15 +114,9 @@ pub async fn after_failure(
         return MigrateError::Failed(failed);
     }
     let qualified = history.qualified();
-    let (schema, table) = history.names();
     let sql = format!(
-        "SELECT (SELECT count(*) FROM {qualified}) || '|' || coalesce((SELECT string_agg(format('%I.%I', h.table_schema, h.table_name), ', ' ORDER BY 1) \
-          FROM information_schema.columns h JOIN information_schema.columns c \
-            ON c.table_schema = h.table_schema AND c.table_name = h.table_name AND c.column_name = 'created_at' \
-          WHERE h.column_name = 'hash' AND h.table_schema NOT IN ('pg_catalog', 'information_schema') \
-            AND (h.table_schema, h.table_name) <> ({}, {})), '')",
-        quote_literal(schema),
-        quote_literal(table)
+        "SELECT (SELECT count(*) FROM {qualified}) || '|' || {}",
+        elsewhere_sql(history)
     );
     // One text, `<rows>|<other tables>`: the helpers read the first column only.
     let Ok(Some(answer)) = pg::first_text(client, &sql).await else {

@@ -136,7 +136,15 @@ pub async fn assess(
             })
         }
     };
-    Ok(judge(settings, source, history, table))
+    let no_rows = table.as_ref().is_none_or(|t| t.rows.is_empty());
+    let mut a = judge(settings, source, history, table);
+    if no_rows {
+        let pending = a.plan.pending();
+        if let Some(p) = hints::already_there(client, &a.history, source, &pending).await {
+            a.plan.problems.push(p);
+        }
+    }
+    Ok(a)
 }
 
 /// Plans the folder against a history table already read (`None`: it does not exist).

@@ -125,6 +125,13 @@ impl Plan {
             self.problems.push(Problem::AtomicWithNoTransaction {
                 file: m.file.clone(),
             });
+        } else if pending
+            && policy.atomic
+            && !crate::lint::label_commits::commit_points(m).is_empty()
+        {
+            self.problems.push(Problem::AtomicWithLabelCommit {
+                file: m.file.clone(),
+            });
         }
         (state, stored)
     }
@@ -248,15 +255,17 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
 pub fn offline_problems(source: &Source, atomic: bool) -> Vec<Problem> {
     let mut problems = source.problems.clone();
     if atomic {
-        problems.extend(
-            source
-                .migrations
-                .iter()
-                .filter(|m| m.outside.is_some())
-                .map(|m| Problem::AtomicWithNoTransaction {
+        problems.extend(source.migrations.iter().filter_map(|m| match m.outside {
+            Some(_) => Some(Problem::AtomicWithNoTransaction {
+                file: m.file.clone(),
+            }),
+            None if !crate::lint::label_commits::commit_points(m).is_empty() => {
+                Some(Problem::AtomicWithLabelCommit {
                     file: m.file.clone(),
-                }),
-        );
+                })
+            }
+            None => None,
+        }));
     }
     problems
 }

@@ -56,6 +56,21 @@ pub enum Problem {
     AtomicWithNoTransaction {
         file: String,
     },
+    /// The history has no row, and a pending statement creates what the database already has:
+    /// a database built by `drizzle-kit push` or by hand, or a history kept elsewhere.
+    AlreadyThere {
+        file: String,
+        line: usize,
+        column: usize,
+        object: String,
+        history: String,
+        /// Drizzle-shaped history tables under another name.
+        elsewhere: Option<String>,
+    },
+    /// A migration that must commit after an `ADD VALUE` (`lint::label_commits`).
+    AtomicWithLabelCommit {
+        file: String,
+    },
     /// A Drizzle 0.x journal beside Drizzle v1 migration folders.
     MixedLayout,
     /// Subfolders, but no migration of any layout.
@@ -156,6 +171,28 @@ impl fmt::Display for Problem {
             Problem::AtomicWithNoTransaction { file } => write!(
                 f,
                 "{file} must run outside a transaction, so it cannot be part of an atomic: true batch"
+            ),
+            Problem::AlreadyThere { file, line, column, object, history, elsewhere } => {
+                write!(
+                    f,
+                    "{file}:{line}:{column}: creates {object}, which the database already has, while the history \
+                     table {history} has no row: the database was built by `drizzle-kit push` or by hand. Record \
+                     the migrations it already has with `db-init baseline --to <tag>` (or `--migration <tag>`), \
+                     then run again"
+                )?;
+                match elsewhere {
+                    Some(tables) => write!(
+                        f,
+                        "; or, if {tables} (which looks like a Drizzle history table) is this app's, point db-init \
+                         at it with drizzle.schema / drizzle.table (Drizzle's migrationsSchema / migrationsTable)"
+                    ),
+                    None => Ok(()),
+                }
+            }
+            Problem::AtomicWithLabelCommit { file } => write!(
+                f,
+                "{file} uses an enum label it adds, so it commits after the ADD VALUE (55P04 otherwise): \
+                 it cannot be part of an atomic: true batch"
             ),
             Problem::MixedLayout => write!(
                 f,

@@ -32,7 +32,22 @@ pub struct Source {
 /// Loads the folder. Only an unreadable folder or file is an error here; everything wrong with
 /// the folder's content comes back in `problems` and `warnings`, all of it at once.
 pub fn load(dir: &Path, settings: &MigrateSettings) -> Result<Source, MigrateError> {
-    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    use crate::config::DirDefault;
+    let meta = std::fs::metadata(dir).map_err(|e| match settings.dir_default {
+        DirDefault::Neither => io(dir)(std::io::Error::new(
+            e.kind(),
+            format!(
+                "{e}; nor is there ./drizzle (drizzle-kit's default `out` folder) with a Drizzle folder: \
+                 set migrations (--migrations, DB_INIT_MIGRATIONS) to your migrations folder"
+            ),
+        )),
+        _ => io(dir)(e),
+    })?;
+    if settings.dir_default == DirDefault::Drizzle {
+        tracing::info!(
+            "./migrations is absent: using ./drizzle, drizzle-kit's default folder (set migrations to choose another)"
+        );
+    }
     if !meta.is_dir() {
         return Err(io(dir)(std::io::Error::other("not a directory")));
     }

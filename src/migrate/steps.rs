@@ -11,6 +11,8 @@ use super::Location;
 /// transactions are a single segment.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// What it holds: each migration with the chunks of it that are sent.
+    pub items: Vec<(usize, std::ops::Range<usize>)>,
     parts: Vec<Part>,
     /// Ranges of `parts`, each sent as one query.
     segments: Vec<std::ops::Range<usize>>,
@@ -55,6 +57,33 @@ impl Batch {
         indices: &[usize],
         durable: bool,
     ) -> Batch {
+        let whole = indices.iter().filter_map(|&i| {
+            let m = source.migrations.get(i)?;
+            Some((i, 0..m.statements.len(), true))
+        });
+        Batch::build(source, history, whole, durable)
+    }
+
+    /// One transaction holding `chunks` of migration `index`, and its history row when `row`:
+    /// a part of a migration cut by [`Step::Parts`].
+    pub fn part(
+        source: &Source,
+        history: &History,
+        index: usize,
+        chunks: std::ops::Range<usize>,
+        row: bool,
+        durable: bool,
+    ) -> Batch {
+        Batch::build(source, history, [(index, chunks, row)], durable)
+    }
+
+    /// Each item: a migration, the chunks of it to send, and whether its history row follows.
+    fn build(
+        source: &Source,
+        history: &History,
+        items: impl IntoIterator<Item = (usize, std::ops::Range<usize>, bool)>,
+        durable: bool,
+    ) -> Batch {
         let mut b = Batch::default();
         let mut start = 0;
         let mut bytes = 0;
@@ -72,11 +101,12 @@ impl Batch {
             false => "BEGIN;\nSET LOCAL synchronous_commit = off;\n",
         };
         push(&mut b, Part::Raw(begin.into()), begin.len());
-        for &i in indices {
+        for (i, chunks, row) in items {
             let Some(m) = source.migrations.get(i) else {
                 continue;
             };
-            for statement in 0..m.statements.len() {
+            b.items.push((i, chunks.clone()));
+            for statement in chunks {
                 let len = m.statement_sql(statement).0.len();
                 push(
                     &mut b,
@@ -87,9 +117,11 @@ impl Batch {
                     len,
                 );
             }
-            let row = format!("{};\n", history.insert_sql(m, None));
-            let len = row.len();
-            push(&mut b, Part::Raw(row), len);
+            if row {
+                let row = format!("{};\n", history.insert_sql(m, None));
+                let len = row.len();
+                push(&mut b, Part::Raw(row), len);
+            }
         }
         push(&mut b, Part::Raw("COMMIT;".into()), 7);
         b.segments.push(start..b.parts.len());
@@ -224,8 +256,19 @@ impl Segment<'_> {
 /// no-transaction migration run statement by statement. `run` executes these and `plan`
 /// prints them, so the two cannot disagree.
 pub enum Step {
-    Transaction { indices: Vec<usize>, durable: bool },
+    Transaction {
+        indices: Vec<usize>,
+        durable: bool,
+    },
     Outside(usize),
+    /// One migration cut into transactions of its chunks, committed in order, its history row
+    /// with the last: an enum label it adds is committed before a later chunk uses it
+    /// (`lint::label_commits`).
+    Parts {
+        index: usize,
+        parts: Vec<std::ops::Range<usize>>,
+        durable: bool,
+    },
 }
 
 /// The steps for the pending migrations, in order. Only the last transaction waits for the WAL
@@ -241,15 +284,25 @@ pub fn steps(source: &Source, pending: &[usize], atomic: bool) -> Vec<Step> {
         .iter()
         .enumerate()
         .map(|(k, &i)| {
-            match source
-                .migrations
-                .get(i)
-                .is_some_and(|m| m.outside.is_some())
-            {
-                true => Step::Outside(i),
-                false => Step::Transaction {
+            let durable = k + 1 == pending.len();
+            let Some(m) = source.migrations.get(i) else {
+                return Step::Transaction {
                     indices: vec![i],
-                    durable: k + 1 == pending.len(),
+                    durable,
+                };
+            };
+            if m.outside.is_some() {
+                return Step::Outside(i);
+            }
+            match crate::lint::label_commits::commit_points(m).as_slice() {
+                [] => Step::Transaction {
+                    indices: vec![i],
+                    durable,
+                },
+                cuts => Step::Parts {
+                    index: i,
+                    parts: crate::lint::label_commits::parts(m.statements.len(), cuts),
+                    durable,
                 },
             }
         })

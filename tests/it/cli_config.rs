@@ -20,7 +20,7 @@ fn help_lists_every_command() {
     );
     run.expect(0);
     for cmd in [
-        "run", "wait", "migrate", "seed", "status", "validate", "baseline", "plan", "new",
+        "run", "wait", "migrate", "seed", "status", "validate", "baseline", "plan", "trace", "new",
     ] {
         assert!(
             run.stdout.contains(&format!("  {cmd} ")),

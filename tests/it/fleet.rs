@@ -8,11 +8,10 @@ mod together;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{server, wait_until, write, Run, TestDb, PASSWORD};
+use crate::harness::{server, write, Run, TestDb, PASSWORD};
 
 const DEFAULT_KEY: &str = "7815895486951160637";
 
@@ -112,28 +111,17 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
     let db = TestDb::new("fleet_mixed");
     let names = tenants(&db, 50, None);
     let dir = db.work.join("migrations");
-    write(&dir, "0001_t.sql", "CREATE TABLE t (x int);\n");
-    write(&dir, "0002_row.sql", "INSERT INTO t VALUES (1);\n");
-    // A bad migration in one database: its table is already there.
+    write(
+        &dir,
+        "0001_t.sql",
+        "CREATE TABLE IF NOT EXISTS t (x int);\n",
+    );
+    write(&dir, "0002_row.sql", "INSERT INTO t (x) VALUES (1);\n");
+    // A bad migration in one database: its table is already there, with another column (42703).
     let (bad, locked, by_url) = (&names[7], &names[13], &names[21]);
     on(bad, "CREATE TABLE t (y text)");
     // A locked one: another session holds the advisory lock there.
-    let mut holder = Command::new(server().bin.join("psql"))
-        .args(["-X", "-q", "-d"])
-        .arg(server().url(locked))
-        .args([
-            "-c",
-            &format!("SELECT pg_advisory_lock({DEFAULT_KEY}); SELECT pg_sleep(60)"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    wait_until(
-        "the holder to take the lock",
-        Duration::from_secs(10),
-        || advisory_locks_anywhere(locked) == "1",
-    );
+    let mut holder = crate::harness::hold_advisory_lock(locked, DEFAULT_KEY, "fleet-holder");
     // The file: names, one URL with the password, a missing database, a duplicate, comments.
     let missing = format!("{}_missing", db.name);
     let mut file = String::from("# tenants\n\n");
@@ -157,8 +145,6 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
         "--report",
         report_path.to_str().unwrap_or_default(),
     ]);
-    let _ = holder.kill();
-    let _ = holder.wait();
     run.expect(11);
     assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
     assert!(
@@ -177,7 +163,12 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
 
     let r = report(&report_path);
     assert_eq!(
-        (&r["total"], &r["done"], &r["failed"], &r["exit_code"]),
+        (
+            &r["total"],
+            &r["counts"]["done"],
+            &r["counts"]["failed"],
+            &r["exit_code"]
+        ),
         (
             &Value::from(51),
             &Value::from(48),
@@ -193,7 +184,22 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
     assert_eq!(code(&missing), Some(4), "missing database");
     assert!(entry(&all, bad)["error"]
         .as_str()
-        .is_some_and(|e| e.contains("0001_t.sql")));
+        .is_some_and(|e| e.contains("0002_row.sql") && e.contains("42703")));
+    // The final error lists each failure with its whole reason (the SQLSTATE is not on the
+    // first line of a migration failure), not only its first line.
+    let summary = run
+        .stderr
+        .split_once("3 of 51 database(s) failed")
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    let reason = entry(&all, bad)["error"].as_str().unwrap_or("").to_string();
+    assert!(reason.lines().count() > 1, "{reason}");
+    for line in reason.lines() {
+        assert!(
+            summary.contains(line.trim()),
+            "{line:?} cut from:\n{summary}"
+        );
+    }
     // The URL line is named by its redacted form.
     let url_entry = all
         .iter()
@@ -214,25 +220,27 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
         };
         let e = entry(&all, identity);
         assert_eq!(
-            (&e["outcome"], &e["applied"]),
+            (&e["state"], &e["applied"]),
             (&Value::from("done"), &Value::from(2)),
             "{n}"
         );
         assert_eq!(on(n, "SELECT count(*) FROM t"), "1", "{n}");
     }
-    // The failures changed nothing in their databases.
-    // (Not even an empty history table: the first migration found its table already there.)
+    // The failure kept the migration that committed before it, and nothing of its own.
     assert_eq!(
         on(
             bad,
-            "SELECT to_regclass('db_init.schema_migrations') IS NULL"
+            "SELECT string_agg(version::text, ',') FROM db_init.schema_migrations"
         ),
-        "t"
+        "1"
     );
+    assert_eq!(on(bad, "SELECT count(*) FROM t"), "0");
     assert_eq!(on(locked, "SELECT to_regclass('t') IS NULL"), "t");
     // The only advisory lock left is the holder's.
     assert_eq!(advisory_locks_anywhere(&db.name), "1");
     assert_eq!(advisory_locks_anywhere(locked), "1");
+    let _ = holder.kill();
+    let _ = holder.wait();
     on(
         "postgres",
         &format!(
@@ -264,10 +272,10 @@ fn fifty_databases_with_failures_give_per_database_outcomes_a_report_and_exit_11
     assert_eq!(state(&names[4]), "up_to_date");
     assert_eq!(
         (
-            &doc["up_to_date"],
-            &doc["pending"],
-            &doc["invalid"],
-            &doc["error"]
+            &doc["counts"]["up_to_date"],
+            &doc["counts"]["pending"],
+            &doc["counts"]["invalid"],
+            &doc["counts"]["error"]
         ),
         (
             &Value::from(47),
@@ -303,7 +311,7 @@ fn fail_fast_starts_no_database_after_a_failure() {
     run.expect(11);
     let r = report(&report_path);
     assert_eq!(
-        (&r["failed"], &r["skipped"]),
+        (&r["counts"]["failed"], &r["counts"]["skipped"]),
         (&Value::from(1), &Value::from(11)),
         "{r:#}"
     );

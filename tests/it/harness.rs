@@ -402,6 +402,59 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A psql session, named `app`, that takes advisory lock `key` in database `db` and holds it
+/// for a minute (kill it to let go); returns once the server shows the lock granted. A holder
+/// that could not connect (a loaded machine, a full connection table) is started again.
+#[track_caller]
+pub fn hold_advisory_lock(db: &str, key: &str, app: &str) -> std::process::Child {
+    let granted = format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE a.application_name = '{app}' AND a.datname = current_database() \
+         AND l.locktype = 'advisory' AND l.granted"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let mut holder = Command::new(server().bin.join("psql"))
+            .args(["-X", "-q", "-d", &server().url(db)])
+            .args([
+                "-c",
+                // Long enough for any load on the machine (a 60 s sleep once ended before a
+                // loaded run got to its lock); the check lets the backend end soon after the
+                // test kills this client.
+                &format!(
+                    "SET client_connection_check_interval = '1s'; \
+                     SELECT pg_advisory_lock({key}); SELECT pg_sleep(900)"
+                ),
+            ])
+            .env("PGAPPNAME", app)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        loop {
+            if server().psql(db, &granted).as_deref() == Ok("1") {
+                return holder;
+            }
+            if let Ok(Some(status)) = holder.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = holder.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "the lock holder keeps failing ({status}): {err}"
+                );
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "timed out waiting for the holder to take the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 /// Polls `done` every 20 ms until it holds; fails the test after `timeout`.
 #[track_caller]
 pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {

@@ -4,8 +4,10 @@
 
 mod catalog;
 mod documents;
+mod enum_commits;
 mod folders;
 mod policy;
+mod trace;
 
 use crate::harness::{write, TestDb};
 

@@ -3,6 +3,7 @@
 mod cli_config;
 mod compose;
 mod concurrent;
+mod documents;
 mod drizzle_v1;
 mod exit_codes;
 mod fleet;

@@ -107,7 +107,7 @@ fn a_database_migrated_by_drizzle_is_fully_applied() {
     let status = db.run(&["status", "--migrations", "migrations", "--format", "json"]);
     status.expect(0);
     assert!(
-        status.stdout.contains("\"up_to_date\": true"),
+        status.stdout.contains("\"state\": \"up_to_date\""),
         "{}",
         status.stdout
     );

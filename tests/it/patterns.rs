@@ -68,9 +68,10 @@ fn an_unlisted_file_is_a_warning_never_applied_and_an_error_on_request() {
     status.expect(0);
     let doc: serde_json::Value =
         serde_json::from_str(&status.stdout).unwrap_or_else(|e| panic!("{e}: {}", status.stdout));
+    let doc = &doc["databases"][0];
     assert_eq!(doc["warnings"][0]["kind"], "not_in_journal");
     assert_eq!(doc["warnings"][0]["file"], stray);
-    assert_eq!(doc["up_to_date"], true);
+    assert_eq!(doc["state"], "up_to_date");
     let strict = migrate(&db, "migrations", &["--unlisted-files", "error"]);
     strict.expect(7);
     assert!(strict.stderr.contains(stray), "{}", strict.stderr);
@@ -87,7 +88,7 @@ fn an_unlisted_file_is_a_warning_never_applied_and_an_error_on_request() {
     status.expect(7);
     let doc: serde_json::Value =
         serde_json::from_str(&status.stdout).unwrap_or_else(|e| panic!("{e}: {}", status.stdout));
-    assert_eq!(doc["problems"][0]["kind"], "not_in_journal");
+    assert_eq!(doc["databases"][0]["problems"][0]["kind"], "not_in_journal");
 }
 
 #[test]

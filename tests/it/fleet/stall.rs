@@ -207,14 +207,14 @@ fn a_database_that_stalls_mid_migration_ends_as_stalled_and_holds_up_no_other() 
 
     let r = report(&report_path);
     assert_eq!(
-        (&r["done"], &r["failed"]),
+        (&r["counts"]["done"], &r["counts"]["failed"]),
         (&Value::from(n - 1), &Value::from(1)),
         "{r:#}"
     );
     let all = entries(&r);
     let bad = all
         .iter()
-        .find(|e| e["outcome"] == "failed")
+        .find(|e| e["state"] == "failed")
         .unwrap_or_else(|| panic!("no failed entry: {r:#}"));
     assert_eq!(
         (&bad["reason"], &bad["exit_code"]),
@@ -231,7 +231,7 @@ fn a_database_that_stalls_mid_migration_ends_as_stalled_and_holds_up_no_other() 
     for n in &names[1..] {
         let e = entry(&all, n);
         assert_eq!(
-            (&e["outcome"], count(e, "applied")),
+            (&e["state"], count(e, "applied")),
             (&Value::from("done"), 2),
             "{n}"
         );
@@ -291,10 +291,10 @@ fn after_kill_9_the_report_on_disk_is_the_last_true_state() {
         || {
             on_disk().is_some_and(|r| {
                 let all = entries(&r);
-                let done = all.iter().filter(|e| e["outcome"] == "done").count();
+                let done = all.iter().filter(|e| e["state"] == "done").count();
                 let waiting = all
                     .iter()
-                    .filter(|e| e["outcome"] == "running" && e["applied"] == 4 && e["unknown"] == 1)
+                    .filter(|e| e["state"] == "running" && e["applied"] == 4 && e["unknown"] == 1)
                     .count();
                 done == n - 4 && waiting == 4
             })
@@ -310,12 +310,12 @@ fn after_kill_9_the_report_on_disk_is_the_last_true_state() {
         agrees(e, n);
         match sleepers.contains(&n) {
             true => assert_eq!(
-                (&e["outcome"], count(e, "applied")),
+                (&e["state"], count(e, "applied")),
                 (&Value::from("running"), 4),
                 "{n}"
             ),
             false => assert_eq!(
-                (&e["outcome"], count(e, "applied")),
+                (&e["state"], count(e, "applied")),
                 (&Value::from("done"), 5),
                 "{n}"
             ),

@@ -295,7 +295,11 @@ fn sigterm_mid_run_leaves_every_database_consistent_and_unlocked() {
     );
     let r = report(&report_path);
     assert_eq!(
-        (&r["interrupted"], &r["not_started"], &r["exit_code"]),
+        (
+            &r["counts"]["interrupted"],
+            &r["counts"]["not_started"],
+            &r["exit_code"]
+        ),
         (&Value::from(4), &Value::from(8), &Value::from(143)),
         "{r:#}"
     );
@@ -303,7 +307,7 @@ fn sigterm_mid_run_leaves_every_database_consistent_and_unlocked() {
     // came: the report says so, as their history tables do.
     for e in entries(&r) {
         let name = e["database"].as_str().unwrap_or_default().to_string();
-        let committed = match e["outcome"].as_str() {
+        let committed = match e["state"].as_str() {
             Some("interrupted") => (1, 1),
             _ => (0, 0),
         };

@@ -121,41 +121,31 @@ fn a_session_holding_a_conflicting_lock_in_an_old_transaction_is_named() {
 }
 
 #[test]
-fn an_enum_label_used_in_the_transaction_that_adds_it_is_refused_before_anything_runs() {
-    let db = TestDb::new("lint_enum");
-    write(
-        &db.work.join("migrations"),
-        "0001_t.sql",
-        "CREATE TYPE role AS ENUM ('owner', 'member');\nCREATE TABLE u (id int, role role);\n",
-    );
-    db.run(&["migrate"]).expect(0);
+fn an_invalid_index_left_by_a_failed_concurrent_build_is_named_at_the_first_statement_on_its_table()
+{
+    let db = TestDb::new("lint_invalid_index");
+    table_with_rows(&db, 10);
+    db.sql("INSERT INTO t VALUES (11, 'u1')");
+    // Duplicates: the concurrent unique build fails and leaves its index INVALID.
+    assert!(crate::harness::server()
+        .psql(
+            &db.name,
+            "CREATE UNIQUE INDEX CONCURRENTLY t_email_key ON t (email)"
+        )
+        .is_err());
     second(
         &db,
-        "ALTER TYPE role ADD VALUE 'billing';\nALTER TABLE u ALTER COLUMN role SET DEFAULT 'billing';\n",
+        "ALTER TABLE t ADD COLUMN note text;\nALTER TABLE t ADD COLUMN other text;\n",
     );
-    let run = db.run(&["migrate"]);
-    run.expect(7);
+    let run = db.run(&["plan"]);
+    run.expect(0);
+    let out = &run.stdout;
+    assert_eq!(out.matches("[invalid-index]").count(), 1, "{out}");
     assert!(
-        run.stderr
-            .contains("0002_next.sql:2:1: fails[enum-value-used-in-transaction]")
-            && run.stderr.contains("nothing was applied"),
-        "{}",
-        run.stderr
+        out.contains("0002_next.sql:1:1: ") && out.contains("t has INVALID index(es) t_email_key"),
+        "{out}"
     );
-    assert_eq!(
-        db.sql("SELECT count(*) FROM pg_enum WHERE enumlabel = 'billing'"),
-        "0"
-    );
-    // What the fix says works, on the real server: the use in a migration of its own.
-    second(&db, "ALTER TYPE role ADD VALUE 'billing';\n");
-    write(
-        &db.work.join("migrations"),
-        "0003_use.sql",
-        "ALTER TABLE u ALTER COLUMN role SET DEFAULT 'billing';\n",
-    );
-    db.run(&["migrate"]).expect(0);
-    assert_eq!(
-        db.sql("SELECT column_default FROM information_schema.columns WHERE table_name = 'u' AND column_name = 'role'"),
-        "'billing'::role"
-    );
+    db.sql("DROP INDEX t_email_key");
+    let run = db.run(&["plan"]);
+    assert!(!run.stdout.contains("invalid-index"), "{}", run.stdout);
 }

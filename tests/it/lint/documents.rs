@@ -71,6 +71,7 @@ fn sarif_names_each_finding_with_its_place_and_its_suppression() {
     let doc: serde_json::Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
     assert_eq!(doc["valid"], true);
+    let doc = &doc["databases"][0];
     assert_eq!(doc["findings"][0]["rule"], "index-not-concurrent");
     assert_eq!(doc["findings"][0]["severity"], "info");
     assert_eq!(doc["findings"][0]["lock"], "SHARE");
