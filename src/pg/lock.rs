@@ -184,7 +184,17 @@ pub async fn try_take(
             ),
             None,
         )),
-        Ok(Ok(got)) => Ok(got.as_deref() == Some("t")),
+        Ok(Ok(Some(got))) if got == pooler::HELD_HERE => Err(pooler::refused(
+            session,
+            key,
+            format!(
+                "server process {} already held the lock when this session tried it: another client of the \
+                 pooler took it on the same server connection",
+                on.map(|b| b.pid).unwrap_or_default()
+            ),
+            None,
+        )),
+        Ok(Ok(got)) => Ok(got.as_deref() == Some("true")),
         Ok(Err(e)) => Err(LockError::Database {
             key,
             source: PgError::new("taking the lock", e),

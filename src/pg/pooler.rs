@@ -43,15 +43,26 @@ impl Backend {
     }
 }
 
-/// A column expression: the exclusive lock's try, made only on the process `on` (NULL on any
-/// other, where a lock would be left behind).
+/// What [`take_expr`] gives when the server process already holds the exclusive lock: another
+/// client of a pooler took it on this shared server connection, and a try there would succeed
+/// (advisory locks are re-entrant per server process) with two migrators each thinking the lock
+/// is theirs. The one check that does not depend on how the pooler's traffic falls.
+pub const HELD_HERE: &str = "held here";
+
+/// A column expression, as text: the exclusive lock's try (`true` / `false`), made only on the
+/// process `on` (NULL on any other, where a lock would be left behind), and never where that
+/// process holds it already ([`HELD_HERE`]).
 pub fn take_expr(key: i64, on: Option<Backend>) -> String {
+    let held = format!(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
+         AND mode = 'ExclusiveLock' AND objsubid = 1 \
+         AND classid::bigint = (({key}::bigint >> 32) & 4294967295) AND objid::bigint = ({key}::bigint & 4294967295))"
+    );
+    let try_here =
+        format!("CASE WHEN {held} THEN '{HELD_HERE}' ELSE pg_try_advisory_lock({key})::text END");
     match on {
-        Some(b) => format!(
-            "CASE WHEN pg_backend_pid() = {} THEN pg_try_advisory_lock({key}) END",
-            b.pid
-        ),
-        None => format!("pg_try_advisory_lock({key})"),
+        Some(b) => format!("CASE WHEN pg_backend_pid() = {} THEN {try_here} END", b.pid),
+        None => try_here,
     }
 }
 
@@ -72,10 +83,11 @@ pub fn refused(session: &Session, key: i64, evidence: String, left: Option<i32>)
 
 /// Before the exclusive lock is first tried, with `last` the process of the last transaction
 /// (ended). Where db-init's startup options did not reach the server, a second connection asks
-/// which process serves it: a session pooler gives it another one (this session keeps its own),
-/// while a transaction or statement pooler hands it the idle process this session just used.
-/// The first check that a single connection cannot make: a pooler with no other clients gives
-/// one client the same process for every transaction, and only a second client can tell.
+/// which process serves it: a session pooler never gives it this session's process, while a
+/// transaction or statement pooler hands it the idle process this session just used, unless
+/// another client's transaction took that one first. So the check is made [`ROUNDS`] times,
+/// each after a statement of this session, which a session pooler also always runs on one
+/// process: a transaction pooler gives itself away in one of them however its traffic falls.
 pub async fn confirm(session: &Session, key: i64, last: Backend) -> Result<(), LockError> {
     if last.own {
         return Ok(());
@@ -84,48 +96,96 @@ pub async fn confirm(session: &Session, key: i64, last: Backend) -> Result<(), L
         "db-init's startup options did not reach the server process (a pooler in between): checking with a \
          second connection that this session has a server connection of its own"
     );
-    match probe(session).await {
-        Ok(pid) if pid == last.pid => Err(refused(
-            session,
-            key,
-            format!(
-                "a second connection was served by server process {pid}, the one this session's last \
-                 transaction ran on"
-            ),
-            None,
-        )),
-        Ok(pid) => {
-            debug!(
-                pid,
-                own = last.pid,
-                "a second connection got another server process"
-            );
-            Ok(())
-        }
+    let probe = match Probe::open(session).await {
+        Ok(probe) => probe,
         Err(why) => {
             warn!(
-                "could not check with a second connection whether the pooler shares server connections ({why}); \
+                "could not open a second connection to check whether the pooler shares server connections ({why}); \
                  relying on checking the server process of each step"
             );
-            Ok(())
+            return Ok(());
         }
+    };
+    let result = rounds(session, key, last, &probe).await;
+    probe.close().await;
+    result
+}
+
+/// How many times [`confirm`] compares this session's process with the second connection's.
+const ROUNDS: u32 = 5;
+
+async fn rounds(
+    session: &Session,
+    key: i64,
+    last: Backend,
+    probe: &Probe,
+) -> Result<(), LockError> {
+    let refuse = |evidence: String| Err(refused(session, key, evidence, None));
+    for round in 0..ROUNDS {
+        if round > 0 {
+            match pid_of(session).await {
+                Ok(pid) if pid == last.pid => {}
+                Ok(pid) => {
+                    return refuse(format!(
+                        "this session's statements ran on server process {} and then on {pid}",
+                        last.pid
+                    ))
+                }
+                Err(why) => {
+                    warn!("could not ask this session's server process ({why}); relying on the checks of each step");
+                    return Ok(());
+                }
+            }
+        }
+        match pid_of(&probe.client).await {
+            Ok(pid) if pid == last.pid => {
+                return refuse(format!(
+                    "a second connection was served by server process {pid}, the one this session's last \
+                     transaction ran on"
+                ))
+            }
+            Ok(pid) => debug!(pid, own = last.pid, round, "a second connection got another server process"),
+            Err(why) => {
+                warn!(
+                    "could not check with a second connection whether the pooler shares server connections ({why}); \
+                     relying on checking the server process of each step"
+                );
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The second connection of [`confirm`], opened the way this session was.
+struct Probe {
+    client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+}
+
+impl Probe {
+    async fn open(session: &Session) -> Result<Probe, String> {
+        let (config, tls) = session.reopen();
+        let bound = config.get_connect_timeout().copied().unwrap_or(PROBE_BOUND);
+        match tokio::time::timeout(bound, config.connect(tls)).await {
+            Ok(Ok((client, connection))) => Ok(Probe {
+                client,
+                driver: tokio::spawn(connection),
+            }),
+            Ok(Err(e)) => Err(describe(&e)),
+            Err(_) => Err(format!("no connection within {bound:?}")),
+        }
+    }
+
+    async fn close(self) {
+        drop(self.client);
+        let _ = tokio::time::timeout(PROBE_BOUND, self.driver).await;
     }
 }
 
-async fn probe(session: &Session) -> Result<i32, String> {
-    let (config, tls) = session.reopen();
-    let bound = config.get_connect_timeout().copied().unwrap_or(PROBE_BOUND);
-    let (client, connection) = match tokio::time::timeout(bound, config.connect(tls)).await {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => return Err(describe(&e)),
-        Err(_) => return Err(format!("no connection within {bound:?}")),
-    };
-    let driver = tokio::spawn(connection);
-    let pid =
-        tokio::time::timeout(PROBE_BOUND, first_text(&client, "SELECT pg_backend_pid()")).await;
-    drop(client);
-    let _ = tokio::time::timeout(PROBE_BOUND, driver).await;
-    match pid {
+/// The server process one statement on `client` ran on, within [`PROBE_BOUND`].
+async fn pid_of(client: &tokio_postgres::Client) -> Result<i32, String> {
+    match tokio::time::timeout(PROBE_BOUND, first_text(client, "SELECT pg_backend_pid()")).await {
         Ok(Ok(Some(pid))) => pid
             .parse()
             .map_err(|_| format!("pg_backend_pid() gave {pid:?}")),
