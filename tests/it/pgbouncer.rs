@@ -257,3 +257,47 @@ fn users_own_options_rejected_by_pgbouncer_are_an_error_naming_options() {
         "0"
     );
 }
+
+/// The check that holds whatever else fails: a transaction pooler with one server connection,
+/// where another client took the lock and is idle, and no room for db-init's second connection
+/// (`max_client_conn`). Every statement of db-init reaches the process that holds the lock,
+/// where a try would succeed (advisory locks are re-entrant per process); the try finds the
+/// lock there already and refuses.
+#[test]
+fn a_lock_another_client_holds_on_the_same_server_connection_is_refused() {
+    let db = TestDb::new("pgb_held_here");
+    db.fixture("basic/drizzle", "migrations");
+    let bouncer = Bouncer::start("transaction", "default_pool_size = 1\nmax_client_conn = 2");
+    let url = bouncer.url(&db);
+    let mut holder = std::process::Command::new(server().bin.join("psql"))
+        .args(["-X", "-q", "-d", &url])
+        .env("PGAPPNAME", "pooled-holder")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(stdin) = holder.stdin.as_mut() {
+        let sql = "SELECT pg_advisory_lock(7815895486951160637);\n";
+        std::io::Write::write_all(stdin, sql.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    wait_until("the pooled holder's lock", Duration::from_secs(20), || {
+        advisory_locks(&db) == "1"
+    });
+    let (run, _) = run_through(&db, &url, &["run", "--wait-timeout", "30s"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    eprintln!("{}", run.stderr);
+    run.expect(4);
+    assert!(
+        run.stderr
+            .contains("already held the lock when this session tried it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.sql("SELECT to_regclass('drizzle.__drizzle_migrations') IS NULL"),
+        "t",
+        "the history table was created"
+    );
+}
