@@ -1,28 +1,30 @@
 //! Applying the steps: each transaction sent as one simple-protocol query (one round trip), a
-//! transaction that hit the DDL lock timeout retried, and errors mapped back to file,
-//! statement, line and column; and the count of confirmed commits a run over many databases
-//! reports while the database is still running ([`Commits`]).
+//! transaction that hit the DDL lock timeout retried (what a failure reports is
+//! `apply_failure.rs`); and the count of confirmed commits a run over many databases reports
+//! while the database is still running ([`Commits`]).
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::error::{ErrorPosition, SqlState};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use super::concurrent::{self, Watch};
 use super::history::History;
-use super::migration::Migration;
 use super::source::Source;
 use super::steps::{steps, Batch, Segment, Step};
-use super::{Failed, Location, MigrateError};
+use super::{Location, MigrateError};
 use crate::config::MigrateSettings;
-use crate::pg::{self, PgError, ServerError, Session};
+use crate::pg::{PgError, Session};
 use crate::retry::Backoff;
 
 #[path = "commits.rs"]
 mod commits;
+#[path = "apply_failure.rs"]
+mod failure;
 use commits::{answered, confirmed, refused, sending};
 pub use commits::{Commits, COMMITS};
+use failure::{blockers, failed, failure, kept_note, position_in};
 
 pub async fn apply(
     session: &Session,
@@ -313,150 +315,7 @@ async fn run_outside_transaction(
     })
 }
 
-/// Byte offset of the server's error position within `sql`, or the statement's first
-/// non-blank character.
-fn position_in(sql: &str, e: &tokio_postgres::Error) -> usize {
-    match e.as_db_error().and_then(|d| d.position()) {
-        Some(ErrorPosition::Original(p)) => sql
-            .char_indices()
-            .nth((*p as usize).saturating_sub(1))
-            .map_or(0, |(b, _)| b),
-        _ => sql.len() - sql.trim_start().len(),
-    }
-}
-
-async fn rollback(client: &Client) {
+pub(super) async fn rollback(client: &Client) {
     // Outside a transaction this only warns; a broken connection is reported by the caller.
     let _ = client.batch_execute("ROLLBACK").await;
-}
-
-/// Builds the error for a failed transactional batch. Without a server position the failing
-/// statement is found by replaying the batch statement by statement in a transaction that is
-/// rolled back, but only for errors a replay reproduces quickly (see [`worth_replaying`]).
-async fn failure(
-    client: &Client,
-    source: &Source,
-    batch: &Batch,
-    segment: &Segment<'_>,
-    err: &tokio_postgres::Error,
-    applied_before: usize,
-) -> MigrateError {
-    let indices: Vec<usize> = batch.items.iter().map(|(i, _)| *i).collect();
-    let lost = err.as_db_error().is_none();
-    let note = match (lost, indices.len() > 1) {
-        (true, _) => format!(
-            "the connection was lost before the server answered: whether this step was committed is \
-             unknown (`db-init status` tells; a rerun skips it if it was). {}",
-            lost_note(applied_before)
-        ),
-        (false, true) => format!(
-            "the whole batch of {} migrations was rolled back (atomic: true); nothing was applied",
-            indices.len()
-        ),
-        (false, false) => format!("it was rolled back. {}", kept_note(applied_before)),
-    };
-    if let Some(ErrorPosition::Original(p)) = err.as_db_error().and_then(|d| d.position()) {
-        if let Some((i, location)) = segment.locate(source, *p) {
-            return failed(&source.migrations[i], location, err, note);
-        }
-    }
-    // A replay of a file with its own COMMIT would commit; of one that was forced into a
-    // transaction, it would also meet what the first try committed.
-    let controls_itself = indices
-        .iter()
-        .any(|&i| source.migrations[i].blocking_statement().is_some());
-    if worth_replaying(err) && !controls_itself {
-        if let Some((i, location, replay_err)) = replay(client, source, &batch.items).await {
-            return failed(&source.migrations[i], location, &replay_err, note);
-        }
-    }
-    let first = indices.first().map_or(0, |&i| i);
-    failed(&source.migrations[first], Location::default(), err, note)
-}
-
-/// A replay holds the migration's locks a second time: only for errors that come from the
-/// SQL itself (constraint and data errors), never for timeouts, cancellations, lock and
-/// serialization failures, or a connection that is gone.
-fn worth_replaying(err: &tokio_postgres::Error) -> bool {
-    err.code()
-        .is_some_and(|c| matches!(c.code().get(..2), Some("22" | "23" | "42" | "2B" | "P0")))
-}
-
-/// Bound on the replay, so a slow statement before the failing one cannot hold locks long.
-const REPLAY_TIMEOUT_MS: u64 = 10_000;
-
-async fn replay(
-    client: &Client,
-    source: &Source,
-    items: &[(usize, std::ops::Range<usize>)],
-) -> Option<(usize, Location, tokio_postgres::Error)> {
-    let begin = format!("BEGIN; SET LOCAL statement_timeout = {REPLAY_TIMEOUT_MS}");
-    client.batch_execute(&begin).await.ok()?;
-    let mut found = None;
-    'outer: for (i, chunks) in items {
-        let i = *i;
-        let m = &source.migrations[i];
-        for s in chunks.clone() {
-            let (chunk, offset) = m.statement_sql(s);
-            if let Err(e) = client.batch_execute(chunk).await {
-                let (line, column) = m.line_col(offset + position_in(chunk, &e));
-                let location = Location {
-                    statement: Some(s + 1),
-                    line: Some(line),
-                    column: Some(column),
-                };
-                found = Some((i, location, e));
-                break 'outer;
-            }
-        }
-    }
-    rollback(client).await;
-    found
-}
-
-/// After a lost connection only what was durably committed can be promised: every commit but
-/// the last of a run skips the wait for the WAL flush.
-fn lost_note(applied_before: usize) -> String {
-    match applied_before {
-        0 => "No earlier migration was applied in this run.".into(),
-        n => format!(
-            "The {n} migration(s) before it in this run were committed; if the server itself crashed, \
-             the most recent of them may have been lost with it (committed without waiting for the disk)."
-        ),
-    }
-}
-
-fn kept_note(applied_before: usize) -> String {
-    match applied_before {
-        0 => "No earlier migration was applied in this run.".into(),
-        n => format!("The {n} migration(s) applied before it in this run stay applied."),
-    }
-}
-
-fn failed(
-    m: &Migration,
-    location: Location,
-    e: &tokio_postgres::Error,
-    note: String,
-) -> MigrateError {
-    MigrateError::Failed(Box::new(Failed {
-        file: m.file.clone(),
-        location,
-        error: ServerError::from_pg(e),
-        note,
-    }))
-}
-
-/// Sessions most likely to hold the lock a migration waited for: the oldest open
-/// transactions in this database.
-async fn blockers(client: &Client) -> String {
-    let sql = "SELECT pid::text || ' (' || coalesce(nullif(application_name, ''), '?') || ', ' || coalesce(state, '?') \
-               || ', in transaction for ' || (now() - xact_start)::text || '): ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 120) \
-               FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() \
-               AND xact_start IS NOT NULL ORDER BY xact_start LIMIT 3";
-    match pg::column(client, sql).await {
-        Ok(rows) if rows.is_empty() => "none found".into(),
-        Ok(rows) => rows.join("; "),
-        Err(e) => format!("unknown ({})", pg::describe(&e)),
-    }
 }
