@@ -31,6 +31,9 @@ pub async fn run(command: Command, cfg: &Config) -> Result<Success, Error> {
             )))
         }
     };
+    // Held since the first instruction of main (signals.rs): one that came meanwhile is
+    // delivered to these handlers now.
+    crate::signals::unblock();
     let session = OnceCell::new();
     // A run over many databases keeps its sessions here, outside the work the signal drops.
     let live = fleet::Live::default();

@@ -16,5 +16,6 @@ pub mod pg;
 pub mod report;
 pub mod retry;
 pub mod seed;
+pub mod signals;
 pub mod text;
 pub mod wait_migrated;

@@ -10,7 +10,19 @@ use db_init::config::{Config, LogFormat};
 use db_init::exit::{self, Error};
 use db_init::{app, logging};
 
+/// Runs before `main`, as the C runtime starts the program: the earliest a program can hold
+/// a signal (a static binary gets here within microseconds of its exec).
+#[used]
+#[link_section = ".init_array"]
+static HOLD_SIGNALS_AT_START: extern "C" fn() = hold_signals_at_start;
+
+extern "C" fn hold_signals_at_start() {
+    db_init::signals::block();
+}
+
 fn main() -> ExitCode {
+    // Before anything else: a SIGTERM in the first milliseconds waits for its handler.
+    db_init::signals::block();
     db_init::job::started();
     let cli = Cli::parse();
     // Where the final error goes even when the settings cannot be loaded.

@@ -15,7 +15,7 @@ fn is_root() -> bool {
 }
 
 /// The static release binary, built once per test run by scripts/build-static.sh.
-fn static_binary() -> &'static Path {
+pub(crate) fn static_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let mut build = Command::new("bash");
