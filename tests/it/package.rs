@@ -372,6 +372,7 @@ fn the_kubernetes_manifests_have_the_fields_that_matter() {
         Some("Never")
     );
     check_db_init_container(at(job, "spec.template.spec.containers.0"), "job.yaml");
+    check_failure_policy(job, "FailJob", &[2, 4, 6, 7, 8], "job.yaml");
     check_fleet_job();
     let kustomization = &yaml("deploy/kubernetes/kustomization.yaml")[0];
     let resources: Vec<&str> = at(kustomization, "resources")
@@ -384,6 +385,35 @@ fn the_kubernetes_manifests_have_the_fields_that_matter() {
             "kustomization names missing {r}"
         );
     }
+}
+
+/// A Job that does not retry the exit codes a retry meets again (`codes`), retries an evicted
+/// pod without counting it, and mounts no service-account token.
+fn check_failure_policy(job: &Value, action: &str, codes: &[u64], file: &str) {
+    let rules = at(job, "spec.podFailurePolicy.rules");
+    let exit_rule = at(rules, "0");
+    assert_eq!(at(exit_rule, "action").as_str(), Some(action), "{file}");
+    assert_eq!(
+        at(exit_rule, "onExitCodes.containerName").as_str(),
+        Some("db-init"),
+        "{file}"
+    );
+    let values: Vec<u64> = at(exit_rule, "onExitCodes.values")
+        .as_sequence()
+        .map(|s| s.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert_eq!(values, codes, "{file}");
+    assert_eq!(at(rules, "1.action").as_str(), Some("Ignore"), "{file}");
+    assert_eq!(
+        at(rules, "1.onPodConditions.0.type").as_str(),
+        Some("DisruptionTarget"),
+        "{file}"
+    );
+    assert_eq!(
+        at(job, "spec.template.spec.automountServiceAccountToken").as_bool(),
+        Some(false),
+        "{file}"
+    );
 }
 
 /// The Indexed Job of a run over many databases: one shard per index, the shard count the
@@ -409,6 +439,7 @@ fn check_fleet_job() {
     );
     let container = at(spec, "template.spec.containers.0");
     check_db_init_container(container, "fleet-job.yaml");
+    check_failure_policy(job, "FailIndex", &[2, 4, 7], "fleet-job.yaml");
     let env = |name: &str| {
         at(container, "env")
             .as_sequence()
