@@ -385,6 +385,18 @@ fn the_kubernetes_manifests_have_the_fields_that_matter() {
             "kustomization names missing {r}"
         );
     }
+    // Secrets by reference only: nothing in the folder holds a URL with a password.
+    for entry in
+        std::fs::read_dir(repo().join("deploy/kubernetes")).unwrap_or_else(|e| panic!("{e}"))
+    {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains("postgres://app:") && at(kustomization, "secretGenerator").is_null(),
+            "{} holds a password",
+            path.display()
+        );
+    }
 }
 
 /// A Job that does not retry the exit codes a retry meets again (`codes`), retries an evicted
