@@ -21,8 +21,6 @@ extern "C" fn hold_signals_at_start() {
 }
 
 fn main() -> ExitCode {
-    // Before anything else: a SIGTERM in the first milliseconds waits for its handler.
-    db_init::signals::block();
     db_init::job::started();
     let cli = Cli::parse();
     // Where the final error goes even when the settings cannot be loaded.

@@ -1,7 +1,8 @@
-//! Holding SIGTERM and SIGINT from the first instruction of `main` until their handlers are
-//! installed. As PID 1 (a container's entry point) a signal without a handler is discarded by
-//! the kernel, so one sent in the first milliseconds was lost and the run went on to migrate;
-//! a blocked signal is kept pending instead, and delivered to the handler once it exists.
+//! Holding SIGTERM and SIGINT from before `main` (an `.init_array` constructor in main.rs)
+//! until their handlers are installed. As PID 1 (a container's entry point) a signal without
+//! a handler is discarded by the kernel, so one sent in the first milliseconds was lost and the
+//! run went on to migrate; a blocked signal is kept pending instead, and delivered to the
+//! handler once it exists.
 
 /// The signals db-init handles (`app::run`).
 fn set() -> libc::sigset_t {
@@ -24,7 +25,7 @@ fn mask(how: libc::c_int) {
     }
 }
 
-/// First thing in `main`, before any thread exists (threads inherit the mask).
+/// As the C runtime starts the program, before any thread exists (threads inherit the mask).
 pub fn block() {
     mask(libc::SIG_BLOCK);
 }

@@ -331,6 +331,16 @@ impl Wait {
     }
 }
 
+/// The `pg_locks` condition that picks the advisory lock `key`: a bigint key is kept as two
+/// 32-bit halves, with `objsubid` 1. `alias` prefixes the columns (`"l."`, or `""`).
+pub(super) fn key_row(alias: &str, key: i64) -> String {
+    format!(
+        "{alias}locktype = 'advisory' AND {alias}objsubid = 1 \
+         AND {alias}classid::bigint = (({key}::bigint >> 32) & 4294967295) \
+         AND {alias}objid::bigint = ({key}::bigint & 4294967295)"
+    )
+}
+
 /// Who holds the lock: pid, application_name, client address, state, session age.
 async fn holder(client: &Client, key: i64) -> String {
     let sql = format!(
@@ -339,10 +349,9 @@ async fn holder(client: &Client, key: i64) -> String {
          || ', connected for ' || date_trunc('second', now() - a.backend_start)::text \
          || ', ' || coalesce(a.state, '?') || ' for ' || date_trunc('second', now() - a.state_change)::text \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-         AND l.classid::bigint = (({key}::bigint >> 32) & 4294967295) \
-         AND l.objid::bigint = ({key}::bigint & 4294967295)"
+         WHERE l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND {}",
+        key_row("l.", key)
     );
     match first_text(client, &sql).await {
         Ok(Some(holder)) => holder,

@@ -54,9 +54,9 @@ pub const HELD_HERE: &str = "held here";
 /// process holds it already ([`HELD_HERE`]).
 pub fn take_expr(key: i64, on: Option<Backend>) -> String {
     let held = format!(
-        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
-         AND mode = 'ExclusiveLock' AND objsubid = 1 \
-         AND classid::bigint = (({key}::bigint >> 32) & 4294967295) AND objid::bigint = ({key}::bigint & 4294967295))"
+        "EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND granted AND mode = 'ExclusiveLock' \
+         AND {})",
+        super::lock::key_row("", key)
     );
     let try_here =
         format!("CASE WHEN {held} THEN '{HELD_HERE}' ELSE pg_try_advisory_lock({key})::text END");
