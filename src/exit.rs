@@ -114,6 +114,8 @@ pub fn error_code(e: &Error) -> u8 {
         Error::Migrate(MigrateError::Failed(_)) => 6,
         Error::Seed(SeedError::Io { .. }) => 2,
         Error::Seed(SeedError::Records(_)) => 9,
+        // A seed file of the wrong shape is refused before anything runs, like a migration.
+        Error::Seed(SeedError::Shape { .. }) => 7,
         Error::Seed(_) => 8,
         Error::Interrupted {
             signal: Signal::Int,

@@ -188,6 +188,7 @@ pub async fn check(
     if !seed::all_done_after(&cfg.seed, &inputs.seeds, &previous) {
         return Ok(None);
     }
+    seed::log_skipped(&cfg.seed, &inputs.seeds, &previous);
     Ok(Some(Done {
         applied: 0,
         already_applied,

@@ -4,7 +4,7 @@
 use std::cell::OnceCell;
 
 use serde_json::{Map, Value};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::app::{connect, print};
 use crate::cli::{Format, ValidateFormat};
@@ -88,7 +88,9 @@ pub async fn validate(
             false => Vec::new(),
         };
         let fields = report::status_fields(&source, &a);
-        (a.plan.problems, a.plan.warnings, findings, fields)
+        let mut problems = a.plan.problems;
+        problems.extend(seed_problems(cfg, cell, &source, &pending).await?);
+        (problems, a.plan.warnings, findings, fields)
     };
     let allowed = cfg.migrate.out_of_order == Some(crate::config::OutOfOrder::Allow);
     let mut problems = problems;
@@ -116,6 +118,37 @@ pub async fn validate(
         ValidateFormat::Text => print("valid\n"),
         _ => Ok(Success::Done),
     }
+}
+
+/// Each YAML seed against the live catalog; a seed whose table a pending migration creates or
+/// alters is checked by the run, after them.
+async fn seed_problems(
+    cfg: &Config,
+    cell: &OnceCell<Session>,
+    source: &Source,
+    pending: &[usize],
+) -> Result<Vec<Problem>, Error> {
+    let seeds = seed::load(&cfg.seed.dir)?;
+    if seeds.iter().all(|s| s.is_sql()) {
+        return Ok(Vec::new());
+    }
+    let session = connect(cfg, cell).await?;
+    let changed = crate::lint::changed_tables(source, pending);
+    let changes = |table: &str| {
+        let (schema, name) = table.rsplit_once('.').unwrap_or(("", table));
+        changed.iter().any(|t| {
+            t.name == name && (t.schema == schema || t.schema.is_empty() || schema.is_empty())
+        })
+    };
+    let checked = seed::validate::check(session, &seeds, changes).await?;
+    for (file, table) in &checked.after_migrations {
+        info!("seed {file}: not checked against the catalog, a pending migration creates or alters {table}");
+    }
+    Ok(checked
+        .problems
+        .into_iter()
+        .map(|(file, message)| Problem::Seed { file, message })
+        .collect())
 }
 
 fn validate_json(

@@ -47,3 +47,19 @@ pub async fn plan_text(
         Err(e) => format!("-- lock analysis skipped: {e}\n"),
     }
 }
+
+/// The tables the pending migrations create or alter, each named as written: what a seed may
+/// rely on only after they ran (online `validate` checks such a seed's columns after them).
+pub fn changed_tables(source: &Source, pending: &[usize]) -> Vec<rules::Table> {
+    let mut out = Vec::new();
+    for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
+        for (_, _, sql) in m.top_level_statements() {
+            let Some(stmt) = rules::classify(sql) else {
+                continue;
+            };
+            out.extend(stmt.lock.map(|(_, t)| t));
+            out.extend(stmt.creates);
+        }
+    }
+    out
+}

@@ -117,6 +117,11 @@ pub enum Problem {
     Validate {
         warning: Warning,
     },
+    /// A seed that does not fit the live tables (online `validate`): the run would fail on it.
+    Seed {
+        file: String,
+        message: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -237,6 +242,11 @@ impl fmt::Display for Problem {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
             Problem::Validate { warning } => write!(f, "{warning}"),
+            Problem::Seed { file, message } => write!(
+                f,
+                "seed {file} does not fit the database: {message} (a run would apply the migrations, \
+                 then fail on this seed with exit 8)"
+            ),
             Problem::Lint { finding, fails } => match fails {
                 true => write!(f, "{finding} (this statement would fail: nothing was applied)"),
                 false => write!(f, "{finding} (stopped by lint: error or lint_rules; a `-- db-init-ignore <rule>: <reason>` comment or lint_rules: <rule>=warn lets it through)"),

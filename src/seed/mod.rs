@@ -7,6 +7,7 @@ pub mod plan;
 pub mod runs;
 mod sql;
 mod upsert;
+pub mod validate;
 mod yaml;
 
 use std::path::PathBuf;
@@ -34,8 +35,12 @@ pub enum SeedError {
         /// control committed.
         outcome: String,
     },
+    /// The seed does not fit the tables it names (found when it runs, after the migrations).
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    /// The file's own shape is wrong (found before anything connects: exit 7).
+    #[error("{file}: {message}")]
+    Shape { file: String, message: String },
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -51,12 +56,30 @@ pub enum SeedError {
 
 /// Whether a seed needs to run: `on-change` seeds whose checksum was recorded, and `always`
 /// seeds that another replica ran while this one waited (the same rollout), do not.
-fn is_done(seed: &SeedFile, mode: SeedMode, previous: &[runs::Run]) -> bool {
-    previous.iter().any(|r| {
+fn done_by<'a>(
+    seed: &SeedFile,
+    mode: SeedMode,
+    previous: &'a [runs::Run],
+) -> Option<&'a runs::Run> {
+    previous.iter().find(|r| {
         r.name == seed.name
             && r.checksum == seed.checksum
             && (mode == SeedMode::OnChange || r.in_wave)
     })
+}
+
+/// Why a seed is skipped: which run made it done, when and by which replica.
+fn skip_reason(mode: SeedMode, run: &runs::Run) -> String {
+    match mode {
+        SeedMode::OnChange => format!(
+            "unchanged since its run {} (seed_mode: on-change)",
+            run.when_and_who()
+        ),
+        SeedMode::Always => format!(
+            "another replica of this rollout ran it {}",
+            run.when_and_who()
+        ),
+    }
 }
 
 /// Whether every seed is done, without writing anything (the nothing-to-do check).
@@ -75,7 +98,18 @@ pub async fn all_done(
 
 /// Whether every seed is done, given the earlier runs.
 pub fn all_done_after(settings: &SeedSettings, seeds: &[SeedFile], previous: &[runs::Run]) -> bool {
-    seeds.iter().all(|s| is_done(s, settings.mode, previous))
+    seeds
+        .iter()
+        .all(|s| done_by(s, settings.mode, previous).is_some())
+}
+
+/// Logs why each done seed is skipped, so "0 seed(s) run" never comes without its why.
+pub fn log_skipped(settings: &SeedSettings, seeds: &[SeedFile], previous: &[runs::Run]) {
+    for seed in seeds {
+        if let Some(run) = done_by(seed, settings.mode, previous) {
+            info!(seed = %seed.name, "skipped: {}", skip_reason(settings.mode, run));
+        }
+    }
 }
 
 /// Runs the seeds; returns how many ran. `wave` is when this process's session started: an
@@ -97,7 +131,10 @@ pub async fn run(
         .await
         .map_err(SeedError::Records)?
     {
-        Some(previous) => previous,
+        Some(previous) => {
+            runs::upgrade(session).await.map_err(SeedError::Records)?;
+            previous
+        }
         None => {
             runs::create(session).await.map_err(SeedError::Records)?;
             Vec::new()
@@ -105,21 +142,26 @@ pub async fn run(
     };
     let mut ran = 0;
     for seed in seeds {
-        if is_done(seed, settings.mode, &previous) {
-            let why = match settings.mode {
-                SeedMode::OnChange => "unchanged since its last run (seed_mode: on-change)",
-                SeedMode::Always => "another replica ran it while this one waited for the lock",
-            };
-            info!(seed = %seed.name, "skipped: {why}");
+        if let Some(run) = done_by(seed, settings.mode, &previous) {
+            info!(seed = %seed.name, "skipped: {}", skip_reason(settings.mode, run));
             continue;
         }
         let started = Instant::now();
         if seed.is_sql() {
             sql::run(session, seed).await?;
+            info!(seed = %seed.name, ms = started.elapsed().as_millis() as u64, "seeded");
         } else {
-            yaml::run(session, seed).await?;
+            let rows = yaml::run(session, seed).await?;
+            info!(
+                seed = %seed.name,
+                inserted = rows.inserted,
+                updated = rows.updated,
+                ms = started.elapsed().as_millis() as u64,
+                "seeded: {} row(s) inserted, {} updated",
+                rows.inserted,
+                rows.updated
+            );
         }
-        info!(seed = %seed.name, ms = started.elapsed().as_millis() as u64, "seeded");
         ran += 1;
     }
     Ok(ran)

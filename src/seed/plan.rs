@@ -1,8 +1,8 @@
 //! What `plan` prints for the seeds: the exact SQL each one sends, YAML upserts with their
 //! parameters, or why it is skipped. Reads the catalog; writes nothing.
 
-use super::{is_done, runs, yaml, SeedFile};
-use crate::config::{SeedMode, SeedSettings};
+use super::{done_by, runs, skip_reason, yaml, SeedFile};
+use crate::config::SeedSettings;
 use crate::migrate::sql as lex;
 use crate::pg::{work_settings_sql, Session};
 
@@ -30,11 +30,8 @@ pub async fn text(
         }
     };
     for seed in seeds {
-        if is_done(seed, settings.mode, &previous) {
-            let why = match settings.mode {
-                SeedMode::OnChange => "unchanged since its last run (seed_mode: on-change)",
-                SeedMode::Always => "run by another replica of this rollout",
-            };
+        if let Some(run) = done_by(seed, settings.mode, &previous) {
+            let why = skip_reason(settings.mode, run);
             out.push_str(&format!("-- seed {}: skipped, {why}\n", seed.name));
             continue;
         }

@@ -17,6 +17,35 @@ pub struct Run {
     /// It ran after `wave` (the start of this process's session): another replica of the same
     /// rollout ran it while this one waited for the lock.
     pub in_wave: bool,
+    /// When it ran (UTC) and which replica ran it ([`replica`]); `None` for runs recorded
+    /// before db-init kept the replica.
+    pub at: String,
+    pub by: Option<String>,
+}
+
+impl Run {
+    /// "at <when> by <replica>", for the log line that says why a seed was skipped.
+    pub fn when_and_who(&self) -> String {
+        match &self.by {
+            Some(by) => format!("at {} by {by}", self.at),
+            None => format!("at {}", self.at),
+        }
+    }
+}
+
+/// This process as a seed run records it: the host name (a pod's or container's name) and
+/// the process id, so a skipped seed names the replica that ran it.
+pub fn replica() -> &'static str {
+    static REPLICA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    REPLICA.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown host".into());
+        format!("{host} (pid {})", std::process::id())
+    })
 }
 
 /// The earlier runs, or `None` when the table does not exist yet.
@@ -27,11 +56,15 @@ pub async fn read(session: &Session, wave: &str) -> Result<Option<Vec<Run>>, PgE
     if exists.as_deref() != Some("t") {
         return Ok(None);
     }
+    read_rows(session, wave).await.map(Some)
+}
+
+async fn read_rows(session: &Session, wave: &str) -> Result<Vec<Run>, PgError> {
     let rows = session
         .simple_query(&rows_sql(wave))
         .await
         .map_err(|e| PgError::new(format!("reading {RUNS}"), e))?;
-    Ok(Some(runs_from(&rows)))
+    Ok(runs_from(&rows))
 }
 
 /// A column expression, true when the table exists.
@@ -39,10 +72,13 @@ pub fn exists_expr() -> String {
     format!("to_regclass('{RUNS}') IS NOT NULL")
 }
 
-/// The earlier runs, each marked whether it ran since `wave`.
+/// The earlier runs, each marked whether it ran since `wave`. `run_by` is read through
+/// `to_jsonb` so that a table from before the column existed reads too.
 pub fn rows_sql(wave: &str) -> String {
     format!(
-        "SELECT name, checksum, coalesce(last_run_at >= {}::timestamptz, false) FROM {RUNS}",
+        "SELECT name, checksum, coalesce(last_run_at >= {}::timestamptz, false), \
+         coalesce(to_char(last_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"Z\"'), 'an unknown time'), \
+         to_jsonb(r) ->> 'run_by' FROM {RUNS} r",
         quote_literal(wave)
     )
 }
@@ -57,6 +93,8 @@ pub fn runs_from(messages: &[SimpleQueryMessage]) -> Vec<Run> {
                 name: r.get(0)?.to_string(),
                 checksum: r.get(1).unwrap_or_default().to_string(),
                 in_wave: r.get(2) == Some("t"),
+                at: r.get(3).unwrap_or("an unknown time").to_string(),
+                by: r.get(4).map(str::to_string),
             }),
             _ => None,
         })
@@ -68,10 +106,23 @@ pub async fn create(session: &Session) -> Result<(), PgError> {
     session
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS db_init;\n\
-             CREATE TABLE IF NOT EXISTS {RUNS} (name text PRIMARY KEY, checksum text, last_run_at timestamptz, execution_ms integer);"
+             CREATE TABLE IF NOT EXISTS {RUNS} (name text PRIMARY KEY, checksum text, last_run_at timestamptz, execution_ms integer, run_by text);"
         ))
         .await
         .map_err(|e| PgError::new(format!("creating {RUNS}"), e))
+}
+
+/// Adds `run_by` to a table an earlier db-init created without it; a no-op (and no lock
+/// taken) when the column is there. Older db-init versions insert without naming it.
+pub async fn upgrade(session: &Session) -> Result<(), PgError> {
+    session
+        .batch_execute(&format!(
+            "DO $db_init$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{RUNS}'::regclass \
+             AND attname = 'run_by' AND NOT attisdropped) THEN ALTER TABLE {RUNS} ADD COLUMN run_by text; \
+             END IF; END $db_init$"
+        ))
+        .await
+        .map_err(|e| PgError::new(format!("adding run_by to {RUNS}"), e))
 }
 
 /// The statement that records a successful run: inside the seed's transaction, which began at
@@ -82,11 +133,12 @@ pub fn record_sql(seed: &SeedFile, ms: Option<u64>) -> String {
         None => "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer".into(),
     };
     format!(
-        "INSERT INTO {RUNS} (name, checksum, last_run_at, execution_ms) \
-         VALUES ({}, '{}', now(), {ms}) \
+        "INSERT INTO {RUNS} (name, checksum, last_run_at, execution_ms, run_by) \
+         VALUES ({}, '{}', now(), {ms}, {}) \
          ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, last_run_at = excluded.last_run_at, \
-         execution_ms = excluded.execution_ms",
+         execution_ms = excluded.execution_ms, run_by = excluded.run_by",
         quote_literal(&seed.name),
-        seed.checksum
+        seed.checksum,
+        quote_literal(replica())
     )
 }

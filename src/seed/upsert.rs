@@ -58,6 +58,9 @@ pub struct Cell {
 
 pub struct Statement {
     pub sql: String,
+    /// Only the rows' values cast to their columns' types, written nowhere: `validate` runs it
+    /// to find a value the server would refuse.
+    pub check_sql: String,
     pub params: Vec<Option<String>>,
     pub cells: Vec<Cell>,
 }
@@ -167,8 +170,13 @@ fn statement(target: &Target, names: &[&str], nulls: &[bool], rows: &[&Row]) -> 
         .filter(|(_, n)| !target.key.iter().any(|k| k == *n))
         .map(|(q, _)| q)
         .collect();
-    let mut sql = format!("WITH {ROWS} ({cols}) AS (VALUES {})", tuples.join(", "));
-    if target.update && !changing.is_empty() {
+    let values = tuples.join(", ");
+    let check_sql = format!(
+        "WITH {ROWS} ({cols}) AS MATERIALIZED (VALUES {values}) SELECT count(*) FROM {ROWS}"
+    );
+    let mut sql = format!("WITH {ROWS} ({cols}) AS (VALUES {values})");
+    let updates = target.update && !changing.is_empty();
+    if updates {
         let sets: Vec<String> = changing.iter().map(|c| format!("{c} = r.{c}")).collect();
         // Compared as text: what the row holds is exactly what the seed says (and json, which
         // has no equality operator, compares too).
@@ -176,7 +184,7 @@ fn statement(target: &Target, names: &[&str], nulls: &[bool], rows: &[&Row]) -> 
         let given: Vec<String> = changing.iter().map(|c| format!("r.{c}::text")).collect();
         sql.push_str(&format!(
             ", db_init_seed_updated AS (UPDATE {table} AS t SET {} FROM {ROWS} AS r \
-             WHERE {matching} AND ROW({}) IS DISTINCT FROM ROW({}))",
+             WHERE {matching} AND ROW({}) IS DISTINCT FROM ROW({}) RETURNING 1)",
             sets.join(", "),
             held.join(", "),
             given.join(", ")
@@ -185,10 +193,23 @@ fn statement(target: &Target, names: &[&str], nulls: &[bool], rows: &[&Row]) -> 
     let key_sql: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
     let selected: Vec<String> = quoted.iter().map(|c| format!("r.{c}")).collect();
     sql.push_str(&format!(
-        " INSERT INTO {table} ({cols}) SELECT {} FROM {ROWS} AS r \
-         WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE {matching}) ON CONFLICT ({}) DO NOTHING",
+        ", db_init_seed_inserted AS (INSERT INTO {table} ({cols}) SELECT {} FROM {ROWS} AS r \
+         WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE {matching}) ON CONFLICT ({}) DO NOTHING RETURNING 1)",
         selected.join(", "),
         key_sql.join(", ")
     ));
-    Statement { sql, params, cells }
+    // One row back: how many rows the statement inserted and updated.
+    let updated = match updates {
+        true => "(SELECT count(*) FROM db_init_seed_updated)",
+        false => "0::bigint",
+    };
+    sql.push_str(&format!(
+        " SELECT (SELECT count(*) FROM db_init_seed_inserted), {updated}"
+    ));
+    Statement {
+        sql,
+        check_sql,
+        params,
+        cells,
+    }
 }

@@ -65,8 +65,13 @@ pub fn check(seed: &SeedFile) -> Result<(), SeedError> {
     parse(seed).map(|_| ())
 }
 
+/// The table a YAML seed writes, as written (`schema.table` or `table`).
+pub fn table(seed: &SeedFile) -> Option<String> {
+    parse(seed).ok().map(|spec| spec.table)
+}
+
 fn parse(seed: &SeedFile) -> Result<Spec, SeedError> {
-    let invalid = |message: String| SeedError::Invalid {
+    let invalid = |message: String| SeedError::Shape {
         file: seed.name.clone(),
         message,
     };
@@ -231,16 +236,32 @@ async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column
     Ok(out)
 }
 
+fn params(statement: &Statement) -> Vec<&(dyn ToSql + Sync)> {
+    statement
+        .params
+        .iter()
+        .map(|p| p as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// How many rows a YAML seed wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rows {
+    pub inserted: i64,
+    pub updated: i64,
+}
+
 /// Runs the statements; the caller holds the transaction.
-async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Result<(), SeedError> {
+async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Result<Rows, SeedError> {
+    let mut rows = Rows::default();
     for statement in &prepared.statements {
-        let refs: Vec<&(dyn ToSql + Sync)> = statement
-            .params
-            .iter()
-            .map(|p| p as &(dyn ToSql + Sync))
-            .collect();
-        if let Err(e) = client.execute(statement.sql.as_str(), &refs).await {
-            return Err(locate(client, seed, &statement.cells, e).await);
+        let refs = params(statement);
+        match client.query_one(statement.sql.as_str(), &refs).await {
+            Ok(row) => {
+                rows.inserted += row.try_get::<_, i64>(0).unwrap_or(0);
+                rows.updated += row.try_get::<_, i64>(1).unwrap_or(0);
+            }
+            Err(e) => return Err(locate(client, seed, &statement.cells, e).await),
         }
     }
     for sql in &prepared.sequences {
@@ -251,7 +272,28 @@ async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Resul
             ))
         })?;
     }
-    Ok(())
+    Ok(rows)
+}
+
+/// Casts every value of the seed as its statements would, in a read-only transaction that is
+/// rolled back: a value the server refuses is named with its row and column.
+pub(super) async fn check_values(
+    client: &Client,
+    seed: &SeedFile,
+    prepared: &Prepared,
+) -> Result<(), SeedError> {
+    let db = |e| SeedError::from(PgError::new(format!("checking {}", seed.name), e));
+    client.batch_execute("BEGIN READ ONLY").await.map_err(db)?;
+    let mut result = Ok(());
+    for statement in &prepared.statements {
+        let refs = params(statement);
+        if let Err(e) = client.query_one(statement.check_sql.as_str(), &refs).await {
+            result = Err(locate(client, seed, &statement.cells, e).await);
+            break;
+        }
+    }
+    let _ = client.batch_execute("ROLLBACK").await;
+    result
 }
 
 /// Names the row and column whose value the server refused, by casting each value alone with
@@ -292,14 +334,15 @@ async fn locate(
 }
 
 /// Prepares against the catalog, then upserts in one transaction with the run record.
-pub async fn run(session: &Session, seed: &SeedFile) -> Result<(), SeedError> {
+pub async fn run(session: &Session, seed: &SeedFile) -> Result<Rows, SeedError> {
     let prepared = prepare(session, seed).await?;
     let db = |e| SeedError::from(PgError::new(format!("running {}", seed.name), e));
     session.batch_execute("BEGIN").await.map_err(db)?;
     let result = match execute(session, seed, &prepared).await {
-        Ok(()) => session
+        Ok(rows) => session
             .batch_execute(&format!("{};\nCOMMIT", runs::record_sql(seed, None)))
             .await
+            .map(|()| rows)
             .map_err(db),
         Err(e) => Err(e),
     };

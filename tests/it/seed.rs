@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+mod reporting;
 mod sequences;
 mod sql;
 
@@ -168,7 +169,7 @@ fn unknown_yaml_keys_are_rejected_before_anything_runs() {
         "table: items\nkey: [id]\nrowz:\n  - { id: 1 }\n",
     );
     let run = db.run(&["run"]);
-    run.expect(8);
+    run.expect(7);
     assert!(
         run.stderr.contains("items.yaml") && run.stderr.contains("rowz"),
         "{}",
@@ -373,7 +374,7 @@ fn a_yaml_seed_with_a_bad_key_fails_validate_offline_clearly() {
     ] {
         write(&seeds, "001_t.yaml", yaml);
         let run = db.run(&["validate", "--offline"]);
-        run.expect(8);
+        run.expect(7);
         assert!(run.stderr.contains(want), "{yaml}: {}", run.stderr);
     }
 }
