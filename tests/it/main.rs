@@ -22,6 +22,7 @@ mod pgbouncer;
 mod rollback;
 mod round_trips;
 mod seed;
+mod signals;
 mod tls;
 mod tls_docs;
 mod wait;
