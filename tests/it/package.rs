@@ -335,6 +335,40 @@ fn the_dockerfile_builds_with_podman_4_3_and_labels_the_image() {
         .any(|l| l == "!target/x86_64-unknown-linux-gnu/release/db-init"));
 }
 
+/// The team's image of the CI example: db-init pinned by digest, drizzle/ and seeds/ copied in;
+/// README "Container image" shows the same lines.
+#[test]
+fn the_ci_example_pins_db_init_by_digest() {
+    let text = std::fs::read_to_string(repo().join("deploy/ci/Dockerfile"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let (image, digest) = lines[0]
+        .strip_prefix("FROM ")
+        .and_then(|r| r.split_once("@sha256:"))
+        .unwrap_or_else(|| panic!("not pinned by digest: {}", lines[0]));
+    assert!(image.contains('/') && !image.contains(':'), "{image}");
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{digest}"
+    );
+    assert_eq!(lines[1..], ["COPY drizzle ./drizzle", "COPY seeds ./seeds"]);
+    let readme =
+        std::fs::read_to_string(repo().join("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    let section = readme
+        .split("\n### Container image\n")
+        .nth(1)
+        .and_then(|r| r.split("\n### ").next())
+        .unwrap_or_else(|| panic!("README has no Container image section"));
+    assert!(
+        section.contains(&format!("```Dockerfile\n{}\n```", lines.join("\n"))),
+        "README's Container image shows another Dockerfile than deploy/ci/Dockerfile"
+    );
+}
+
 fn yaml(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_norway::Deserializer::from_str(&text)
