@@ -40,9 +40,12 @@ pub async fn status(
     format: Format,
 ) -> Result<Success, Error> {
     let (source, a) = assessed(cfg, cell).await?;
+    let session = connect(cfg, cell).await?;
+    let pending = a.plan.pending();
+    let findings = crate::lint::for_document(session, &cfg.migrate, &source, &pending).await;
     print(&match format {
-        Format::Text => report::status_text(&source, &a),
-        Format::Json => report::status_json(cfg.database()?, &source, &a),
+        Format::Text => report::status_text(&source, &a, findings.as_deref()),
+        Format::Json => report::status_json(cfg.database()?, &source, &a, findings.as_deref()),
     })?;
     MigrateError::validation(a.plan.problems.clone())?;
     Ok(match a.plan.pending().is_empty() {
@@ -73,17 +76,9 @@ pub async fn validate(
         let findings = match lint && !pending.is_empty() {
             true => {
                 let session = connect(cfg, cell).await?;
-                let found = crate::lint::analyze::findings(
-                    session,
-                    &cfg.migrate.lint,
-                    cfg.migrate.ddl_lock_timeout,
-                    &source,
-                    &pending,
-                );
-                found.await.unwrap_or_else(|e| {
-                    warn!(error = %e, "lock analysis skipped: the catalog could not be read");
-                    Vec::new()
-                })
+                crate::lint::for_document(session, &cfg.migrate, &source, &pending)
+                    .await
+                    .unwrap_or_default()
             }
             false => Vec::new(),
         };
@@ -236,17 +231,8 @@ pub async fn plan(
             print(&out)
         }
         Format::Json => {
-            let findings = match lint && !pending.is_empty() {
-                true => crate::lint::analyze::findings(
-                    session, settings, timeout, &source, &pending,
-                )
-                .await
-                .map_err(
-                    |e| warn!(error = %e, "lock analysis skipped: the catalog could not be read"),
-                )
-                .ok(),
-                false => Some(Vec::new()),
-            };
+            let findings =
+                crate::lint::for_document(session, &cfg.migrate, &source, &pending).await;
             print(&plan_json(
                 cfg,
                 &source,

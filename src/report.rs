@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Config, Database};
 use crate::document::{entry, with_message, Document, State};
+use crate::lint::Finding;
 use crate::migrate::plan::State as Migration;
 use crate::migrate::steps::{steps, Batch, Step};
 use crate::migrate::{Assessment, Source};
@@ -26,7 +27,8 @@ fn applied_count(a: &Assessment) -> usize {
         .count()
 }
 
-pub fn status_text(source: &Source, a: &Assessment) -> String {
+/// `findings` on the pending statements (`None`: the catalog could not be read).
+pub fn status_text(source: &Source, a: &Assessment, findings: Option<&[Finding]>) -> String {
     let mut out = format!(
         "migrations: {} ({:?} layout), history: {}\n",
         source.dir.display(),
@@ -71,6 +73,9 @@ pub fn status_text(source: &Source, a: &Assessment) -> String {
     }
     for p in &a.plan.problems {
         out.push_str(&format!("problem: {p}\n"));
+    }
+    for f in findings.unwrap_or_default() {
+        out.push_str(&format!("finding: {f}\n"));
     }
     let ahead = match a.plan.ahead.len() {
         0 => String::new(),
@@ -153,11 +158,17 @@ pub const STATUS_STATES: &[State] = &[
 ];
 
 /// `status --format json` on one database: the fleet's document with one entry.
-pub fn status_json(db: &Database, source: &Source, a: &Assessment) -> String {
+pub fn status_json(
+    db: &Database,
+    source: &Source,
+    a: &Assessment,
+    findings: Option<&[Finding]>,
+) -> String {
     let (state, code) = status_state(a);
     let name = crate::document::database_name(db);
     let mut e = entry(Some(&name), Some(&db.redacted), state, Some(code), None);
     e.extend(status_fields(source, a));
+    e.insert("findings".into(), serde_json::json!(findings));
     let summary = format!(
         "{} applied, {} pending, {} problem(s), {} warning(s)",
         applied_count(a),

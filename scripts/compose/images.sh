@@ -4,7 +4,7 @@
 #   $POSTGRES_IMAGE  PostgreSQL from this machine's server files (Debian package postgresql),
 #                    entrypoint scripts/compose/postgres-entrypoint.sh; rebuilt only when its
 #                    inputs change
-#   $DB_INIT_IMAGE   the Dockerfile with --build-arg BINARY=host (FROM scratch, the static binary)
+#   $DB_INIT_IMAGE   the Dockerfile's `host` target (FROM scratch, the static binary built here)
 #   $WEB_IMAGE       a stand-in web app: the static binary alone running `db-init wait` against
 #                    the stack's database, so its log records that it started and saw a ready
 #                    database; it exits 0
@@ -82,8 +82,8 @@ else
 fi
 
 # --- db-init: the repository's Dockerfile, with the host's static binary ----------------------
-echo "images: building $DB_INIT_IMAGE (Dockerfile, BINARY=host)"
-podman build -q --build-arg BINARY=host -t "$DB_INIT_IMAGE" -f "$REPO/Dockerfile" "$REPO" >/dev/null
+echo "images: building $DB_INIT_IMAGE (Dockerfile, --target host)"
+podman build -q --target host -t "$DB_INIT_IMAGE" -f "$REPO/Dockerfile" "$REPO" >/dev/null
 
 # --- web: the static binary waiting for the database, then exiting 0 ------------------------
 echo "images: building $WEB_IMAGE"

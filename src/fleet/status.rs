@@ -81,14 +81,22 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
         })
         .collect();
     let source = &source;
-    let finished = |index: usize, result: Result<Assessment, Error>, _| {
+    let finished = |index: usize, result: Result<Assessed, Error>, _| {
         if let Some(row) = rows.get_mut(index) {
             fill(row, source, result);
         }
     };
     let work = |_, target| async move {
         let open = open(target, cfg, live).await?;
-        let assessed = migrate::assess(&open.session, &cfg.migrate, source).await;
+        let assessed = match migrate::assess(&open.session, &cfg.migrate, source).await {
+            Ok(a) => {
+                let pending = a.plan.pending();
+                let findings =
+                    crate::lint::for_document(&open.session, &cfg.migrate, source, &pending);
+                Ok((a, findings.await))
+            }
+            Err(e) => Err(e),
+        };
         live.close(open);
         Ok(assessed?)
     };
@@ -152,10 +160,15 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
     })
 }
 
-fn fill(row: &mut Row, source: &Source, result: Result<Assessment, Error>) {
+/// A database's assessment and the findings on its pending statements.
+type Assessed = (Assessment, Option<Vec<crate::lint::Finding>>);
+
+fn fill(row: &mut Row, source: &Source, result: Result<Assessed, Error>) {
     match result {
-        Ok(a) => {
+        Ok((a, findings)) => {
             row.fields = status_fields(source, &a);
+            row.fields
+                .insert("findings".into(), serde_json::json!(findings));
             row.applied = row
                 .fields
                 .get("applied")

@@ -128,10 +128,15 @@ fn add_column(col: &pg_query::protobuf::ColumnDef, push: &mut Push<'_>) {
         push("add-column-not-null-without-default", Lock::AccessExclusive, Needs::FailsWithRows,
             "a NOT NULL column without a default cannot be added to a table that has rows (23502): the migration fails",
             "add it with a DEFAULT, or nullable, backfill, then SET NOT NULL");
-    } else if !functions.is_empty() {
-        push("add-column-volatile-default", Lock::AccessExclusive, Needs::VolatileDefault(functions),
-            "a volatile default rewrites the whole table under an ACCESS EXCLUSIVE lock",
-            "add the column without the default (or with a constant one), backfill in batches, then SET DEFAULT");
+    } else if has_default {
+        if !functions.is_empty() {
+            push("add-column-volatile-default", Lock::AccessExclusive, Needs::VolatileDefault(functions.clone()),
+                "a volatile default rewrites the whole table under an ACCESS EXCLUSIVE lock",
+                "add the column without the default (or with a constant one), backfill in batches, then SET DEFAULT");
+        }
+        push("add-column-default-before-11", Lock::AccessExclusive, Needs::OldServerDefault(functions),
+            "before PostgreSQL 11 a column added with a default, even a constant one, is filled by rewriting the whole table under an ACCESS EXCLUSIVE lock",
+            "add the column without a default, SET DEFAULT in a second statement (new rows only), backfill the existing rows in batches; or upgrade to PostgreSQL 11+");
     }
 }
 

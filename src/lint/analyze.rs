@@ -53,7 +53,9 @@ pub async fn findings(
     let functions: Vec<&str> = located
         .iter()
         .filter_map(|l| match &l.candidate.needs {
-            Needs::VolatileDefault(f) => Some(f.iter().map(String::as_str)),
+            Needs::VolatileDefault(f) | Needs::OldServerDefault(f) => {
+                Some(f.iter().map(String::as_str))
+            }
             _ => None,
         })
         .flatten()
@@ -70,6 +72,11 @@ pub async fn findings(
             // A refusal must be sure: the size only says the table may hold rows.
             Needs::FailsWithRows => has_rows && catalog::any_row(client, &c.table).await?,
             Needs::VolatileDefault(fs) => has_rows && fs.iter().any(|f| volatile.contains(f)),
+            Needs::OldServerDefault(fs) => {
+                has_rows
+                    && rewrites_default(f.map_or(0, |f| f.server))
+                    && !fs.iter().any(|f| volatile.contains(f))
+            }
             Needs::NoNotNullCheck(col) => has_rows && !f.is_some_and(|f| f.proves_not_null(col)),
             Needs::Rewrite { column, to } => {
                 has_rows
@@ -149,6 +156,12 @@ fn about_table(
     let mut f = judge(l, None, settings)?;
     f.why = why.into();
     Some(f)
+}
+
+/// Whether this server fills a new column's non-volatile default by rewriting the table:
+/// before PostgreSQL 11 (`server_version_num` 110000). An unknown version (0) is not guessed.
+fn rewrites_default(server: i32) -> bool {
+    (1..110_000).contains(&server)
 }
 
 /// The safe alternative this server can run: some need a newer PostgreSQL than it is.
@@ -351,7 +364,16 @@ fn judge(l: Located, f: Option<&Facts>, s: &LintSettings) -> Option<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::for_server;
+    use super::{for_server, rewrites_default};
+
+    #[test]
+    fn only_a_server_before_11_rewrites_for_a_default() {
+        assert!(rewrites_default(100_023));
+        assert!(rewrites_default(90_624));
+        assert!(!rewrites_default(110_000));
+        assert!(!rewrites_default(150_004));
+        assert!(!rewrites_default(0), "unknown: not guessed");
+    }
 
     #[test]
     fn a_fix_that_needs_a_newer_server_is_replaced_on_an_older_one() {

@@ -35,6 +35,7 @@ pub const RULES: &[Rule] = &[
     r("set-not-null", &["adding-not-nullable-field"], &["E2"], &["data_depend", "MF104"]),
     r("add-column-not-null-without-default", &["adding-required-field"], &[], &["data_depend", "MF103"]),
     r("add-column-volatile-default", &["adding-field-with-default"], &["E10"], &[]),
+    r("add-column-default-before-11", &["adding-field-with-default"], &[], &[]),
     r("add-column-rewrite", &["adding-serial-primary-key-field"], &["E11"], &[]),
     r("alter-column-type", &["changing-column-type"], &["E5"], &[]),
     r("drop-column", &["ban-drop-column"], &[], &["destructive", "DS103"]),

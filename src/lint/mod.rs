@@ -63,3 +63,31 @@ pub fn changed_tables(source: &Source, pending: &[usize]) -> Vec<rules::Table> {
     }
     out
 }
+
+/// The findings a document shows for the pending statements: none when nothing is pending or
+/// `lint: off`, `None` when the catalog could not be read (logged: the analysis never stops a
+/// read-only command).
+pub async fn for_document(
+    client: &Client,
+    settings: &crate::config::MigrateSettings,
+    source: &Source,
+    pending: &[usize],
+) -> Option<Vec<Finding>> {
+    if settings.lint.mode == crate::config::Lint::Off || pending.is_empty() {
+        return Some(Vec::new());
+    }
+    let found = analyze::findings(
+        client,
+        &settings.lint,
+        settings.ddl_lock_timeout,
+        source,
+        pending,
+    );
+    match found.await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
+            None
+        }
+    }
+}

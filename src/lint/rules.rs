@@ -98,6 +98,10 @@ pub enum Needs {
         column: String,
         to: Option<(String, i32)>,
     },
+    /// As `Rows`, on a server before PostgreSQL 11, which fills any default by rewriting the
+    /// table (11 stores a non-volatile default in the catalog instead); these functions are the
+    /// default's, whose volatile ones the volatile rule already reports.
+    OldServerDefault(Vec<String>),
     /// The table has rows: the statement would fail (a migration that cannot succeed).
     FailsWithRows,
     /// Nothing: the statement itself is the finding (a rename, a drop, a timeout switched off).

@@ -59,20 +59,31 @@ fn columns() {
     );
     assert_eq!(
         rules("ALTER TABLE t ADD COLUMN c uuid DEFAULT gen_random_uuid()"),
-        ["add-column-volatile-default"]
+        [
+            "add-column-volatile-default",
+            "add-column-default-before-11"
+        ]
     );
     match classify("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT now()").map(|s| s.candidates) {
         Some(c) => assert!(
-            matches!(&c[..], [Candidate { needs: Needs::VolatileDefault(f), .. }] if f == &["now"])
+            matches!(&c[..], [Candidate { needs: Needs::VolatileDefault(f), .. }, Candidate { needs: Needs::OldServerDefault(_), .. }] if f == &["now"])
         ),
         None => panic!("not parsed"),
     }
-    assert!(rules("ALTER TABLE t ADD COLUMN c int DEFAULT 0").is_empty());
+    // A constant default: only a server before 11 rewrites for it (the catalog decides).
+    assert_eq!(
+        rules("ALTER TABLE t ADD COLUMN c int DEFAULT 0"),
+        ["add-column-default-before-11"]
+    );
+    assert!(rules("ALTER TABLE t ADD COLUMN c int").is_empty());
     assert_eq!(
         rules("ALTER TABLE t ADD COLUMN c int NOT NULL"),
         ["add-column-not-null-without-default"]
     );
-    assert!(rules("ALTER TABLE t ADD COLUMN c int NOT NULL DEFAULT 0").is_empty());
+    assert_eq!(
+        rules("ALTER TABLE t ADD COLUMN c int NOT NULL DEFAULT 0"),
+        ["add-column-default-before-11"]
+    );
     assert_eq!(rules("ALTER TABLE t DROP COLUMN c"), ["drop-column"]);
     assert_eq!(
         rules("ALTER TABLE t RENAME COLUMN a TO b"),

@@ -18,6 +18,7 @@ pub fn sarif(findings: &[Finding], migrations: &Path) -> Value {
             let f = findings.iter().find(|f| f.rule == *id);
             json!({
                 "id": id,
+                "name": friendly_name(id),
                 "shortDescription": { "text": f.map_or("", |f| &*f.why) },
                 "help": { "text": f.map_or("", |f| f.fix) },
             })
@@ -63,6 +64,18 @@ pub fn sarif(findings: &[Finding], migrations: &Path) -> Value {
             "results": results,
         }],
     })
+}
+
+/// `index-not-concurrent` -> `IndexNotConcurrent`, the Pascal-case name SARIF viewers show.
+fn friendly_name(id: &str) -> String {
+    id.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// `./migrations` + `0002_x.sql` -> `migrations/0002_x.sql` (forward slashes, no `./`).
