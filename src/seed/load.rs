@@ -5,19 +5,88 @@ use std::path::Path;
 
 use tracing::warn;
 
+use super::vars::{self, Resolver, Source, Var};
+use super::vars_sql::{self, Sent};
 use super::{yaml, SeedError};
+use crate::pg::ServerError;
 use crate::text;
 
 #[derive(Debug, Clone)]
 pub struct SeedFile {
     pub name: String,
+    /// The file as read, `${NAME}` tokens and all: what `plan` shows.
     pub text: String,
+    /// Of the text and of the values substituted into it (their hashes: see `vars::checksum`).
     pub checksum: String,
+    /// The values of its `${...}` tokens, resolved when the folder was read.
+    pub(super) vars: Vec<Var>,
+    /// A SQL seed: the text sent, its tokens replaced by quoted literals.
+    pub(super) sent: Sent,
 }
 
 impl SeedFile {
     pub fn is_sql(&self) -> bool {
         self.name.ends_with(".sql")
+    }
+
+    /// A SQL seed's text as sent to the server.
+    pub(super) fn sql(&self) -> &str {
+        &self.sent.text
+    }
+
+    /// `file:line:column` of a byte offset in the text sent.
+    pub(super) fn at_sent(&self, offset: usize) -> String {
+        let (line, column) = text::line_col(&self.text, self.sent.file_offset(offset));
+        format!("{}:{line}:{column}", self.name)
+    }
+
+    /// The server's error, with no substituted value in it.
+    pub(super) fn server_error(&self, e: &tokio_postgres::Error) -> Box<ServerError> {
+        Box::new(vars::redact(&self.vars, ServerError::from_pg(e)))
+    }
+
+    /// This seed as `plan` shows it: each value replaced by its `${...}` token.
+    pub(super) fn shown(&self) -> SeedFile {
+        let mut shown = self.clone();
+        for v in &mut shown.vars {
+            v.value.clone_from(&v.token);
+        }
+        shown
+    }
+
+    /// The file read: its tokens resolved from the environment (a missing one is an error
+    /// naming `file:line:column`, before anything connects) and its shape checked.
+    fn read(name: String, text: String) -> Result<SeedFile, SeedError> {
+        let mut resolver = Resolver::new(Source::Env(&vars::process_env));
+        let mut seed = SeedFile {
+            name,
+            text,
+            checksum: String::new(),
+            vars: Vec::new(),
+            sent: Sent::default(),
+        };
+        let failed = |seed: &SeedFile, at: usize, message: String| {
+            let (line, column) = text::line_col(&seed.text, at);
+            SeedError::Shape {
+                file: format!("{}:{line}:{column}", seed.name),
+                message,
+            }
+        };
+        if seed.is_sql() {
+            seed.sent = vars_sql::substitute(&seed.text, &mut resolver)
+                .map_err(|(at, m)| failed(&seed, at, m))?;
+        } else {
+            yaml::check(&seed, &mut resolver).map_err(|e| match e {
+                yaml::Checked::Shape(e) => e,
+                yaml::Checked::Var(written, m) => {
+                    let at = seed.text.find(&written).unwrap_or(0);
+                    failed(&seed, at, m)
+                }
+            })?;
+        }
+        seed.vars = resolver.vars;
+        seed.checksum = vars::checksum(&seed.text, &seed.vars);
+        Ok(seed)
     }
 }
 
@@ -61,15 +130,7 @@ pub fn load(dir: &Path) -> Result<Vec<SeedFile>, SeedError> {
                      (the checksum is of the text as read)"
                 );
             }
-            let seed = SeedFile {
-                checksum: text::sha256_hex(&text),
-                name,
-                text,
-            };
-            if !seed.is_sql() {
-                yaml::check(&seed)?;
-            }
-            Ok(seed)
+            SeedFile::read(name, text)
         })
         .collect()
 }

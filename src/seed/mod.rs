@@ -8,6 +8,8 @@ pub mod runs;
 mod sql;
 mod upsert;
 pub mod validate;
+mod vars;
+mod vars_sql;
 mod yaml;
 
 use std::path::PathBuf;

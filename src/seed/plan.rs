@@ -39,7 +39,8 @@ pub async fn text(
         if seed.is_sql() {
             out.push_str(&sql_text(seed));
         } else {
-            out.push_str(&yaml_text(session, seed).await);
+            // Values as their `${...}` tokens: plan never prints a value (a secret's).
+            out.push_str(&yaml_text(session, &seed.shown()).await);
         }
     }
     out

@@ -10,13 +10,12 @@ use tracing::info;
 
 use super::{runs, SeedError, SeedFile, ROLLED_BACK};
 use crate::migrate::sql::{self as lex, Stmt};
-use crate::pg::{PgError, ServerError, Session};
-use crate::text;
+use crate::pg::{PgError, Session};
 
 pub async fn run(session: &Session, seed: &SeedFile) -> Result<(), SeedError> {
     const PREFIX: &str = "BEGIN;\n";
-    let body = seed.text.strip_prefix('\u{feff}').unwrap_or(&seed.text);
-    let bom = seed.text.len() - body.len();
+    let body = seed.sql().strip_prefix('\u{feff}').unwrap_or(seed.sql());
+    let bom = seed.sql().len() - body.len();
     let statements = lex::statements(body);
     if let Some(why) = statements
         .iter()
@@ -36,13 +35,13 @@ pub async fn run(session: &Session, seed: &SeedFile) -> Result<(), SeedError> {
         return Err(PgError::new(format!("running {}", seed.name), e).into());
     }
     let place = match error_offset(&sql, &e) {
-        Some(at) => at_offset(seed, (at + bom).saturating_sub(PREFIX.len())),
+        Some(at) => seed.at_sent((at + bom).saturating_sub(PREFIX.len())),
         None => seed.name.clone(),
     };
     Err(SeedError::Failed {
         file: seed.name.clone(),
         place,
-        error: Box::new(ServerError::from_pg(&e)),
+        error: seed.server_error(&e),
         outcome: ROLLED_BACK.into(),
     })
 }
@@ -57,8 +56,8 @@ async fn run_statement_by_statement(
     why: &str,
 ) -> Result<(), SeedError> {
     info!(seed = %seed.name, why, "running outside db-init's transaction, statement by statement");
-    let body = seed.text.strip_prefix('\u{feff}').unwrap_or(&seed.text);
-    let bom = seed.text.len() - body.len();
+    let body = seed.sql().strip_prefix('\u{feff}').unwrap_or(seed.sql());
+    let bom = seed.sql().len() - body.len();
     let started = Instant::now();
     let total = statements.len();
     let mut done = crate::migrate::sql::Committed::default();
@@ -87,8 +86,8 @@ async fn run_statement_by_statement(
             };
             return Err(SeedError::Failed {
                 file: seed.name.clone(),
-                place: at_offset(seed, bom + stmt.range.start + at),
-                error: Box::new(ServerError::from_pg(&e)),
+                place: seed.at_sent(bom + stmt.range.start + at),
+                error: seed.server_error(&e),
                 outcome: format!(
                     "it has its own transaction control and ran statement by statement: {applied}{unknown}; \
                      no seed_runs row was written"
@@ -122,10 +121,4 @@ fn error_offset(sent: &str, e: &tokio_postgres::Error) -> Option<usize> {
         ),
         ErrorPosition::Internal { .. } => None,
     }
-}
-
-/// `file:line:column` of a byte offset in the seed's text.
-fn at_offset(seed: &SeedFile, offset: usize) -> String {
-    let (line, column) = text::line_col(&seed.text, offset);
-    format!("{}:{line}:{column}", seed.name)
 }

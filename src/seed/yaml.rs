@@ -9,9 +9,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::upsert::{self, Cell, Column, Row, Statement, Target};
+use super::vars::{self, Resolver, Source};
 use super::{runs, SeedError, SeedFile};
 use crate::pg::quote::{quote_ident, quote_literal};
-use crate::pg::{describe, PgError, ServerError, Session};
+use crate::pg::{describe, PgError, Session};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,14 +61,45 @@ pub struct Prepared {
     pub(super) sequences: Vec<String>,
 }
 
-/// Checks the file's shape without a database, so a broken seed fails before anything runs.
-pub fn check(seed: &SeedFile) -> Result<(), SeedError> {
-    parse(seed).map(|_| ())
+/// Why a YAML seed cannot run: its shape, or a `${...}` token (as written) without a value.
+pub(super) enum Checked {
+    Shape(SeedError),
+    Var(String, String),
+}
+
+/// Checks the file's shape and resolves its tokens without a database, so a broken seed fails
+/// before anything runs.
+pub(super) fn check(seed: &SeedFile, resolver: &mut Resolver) -> Result<(), Checked> {
+    let mut spec = parse(seed).map_err(Checked::Shape)?;
+    expand(&mut spec, resolver)
+}
+
+fn expand(spec: &mut Spec, resolver: &mut Resolver) -> Result<(), Checked> {
+    for row in &mut spec.rows {
+        for (_, v) in row.iter_mut() {
+            vars::expand_yaml(v, resolver).map_err(|(written, m)| Checked::Var(written, m))?;
+        }
+    }
+    Ok(())
 }
 
 /// The table a YAML seed writes, as written (`schema.table` or `table`).
 pub fn table(seed: &SeedFile) -> Option<String> {
     parse(seed).ok().map(|spec| spec.table)
+}
+
+/// The spec with its values substituted (those found when the folder was read).
+fn parse_expanded(seed: &SeedFile) -> Result<Spec, SeedError> {
+    let mut spec = parse(seed)?;
+    let mut resolver = Resolver::new(Source::Known(&seed.vars));
+    match expand(&mut spec, &mut resolver) {
+        Ok(()) => Ok(spec),
+        Err(Checked::Shape(e)) => Err(e),
+        Err(Checked::Var(written, message)) => Err(SeedError::Shape {
+            file: seed.name.clone(),
+            message: format!("{written}: {message}"),
+        }),
+    }
 }
 
 fn parse(seed: &SeedFile) -> Result<Spec, SeedError> {
@@ -98,7 +130,7 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
         file: seed.name.clone(),
         message,
     };
-    let spec = parse(seed)?;
+    let spec = parse_expanded(seed)?;
     let key = spec.key;
     let table = spec
         .table
@@ -328,7 +360,7 @@ async fn locate(
     SeedError::Failed {
         file: seed.name.clone(),
         place,
-        error: Box::new(ServerError::from_pg(&e)),
+        error: seed.server_error(&e),
         outcome: super::ROLLED_BACK.into(),
     }
 }

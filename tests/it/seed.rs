@@ -6,6 +6,7 @@ use std::process::Command;
 mod reporting;
 mod sequences;
 mod sql;
+mod vars;
 
 use crate::harness::{copy_dir, repo, server, write, TestDb};
 
