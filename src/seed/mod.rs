@@ -2,7 +2,9 @@
 //! with its row in `db_init.seed_runs` (SPEC section 3); a SQL file with its own transaction
 //! control runs statement by statement, its row recorded after its last statement.
 
+mod catalog;
 mod load;
+mod lookup;
 pub mod plan;
 pub mod runs;
 mod sql;

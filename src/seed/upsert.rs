@@ -5,9 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use super::lookup::Lookup;
 use crate::pg::quote::quote_ident;
 
 /// A column as the catalog reports it.
+#[derive(Clone)]
 pub struct Column {
     /// `format_type()` of the column: trusted text from the catalog, safe to put in SQL.
     pub sql_type: String,
@@ -41,10 +43,22 @@ impl Column {
     }
 }
 
-/// One row of the seed: its number in the file and the parameter text of each column it names.
+/// One row of the seed: its number in the file and the value of each column it names.
 pub struct Row {
     pub number: usize,
-    pub values: BTreeMap<String, Option<String>>,
+    pub values: BTreeMap<String, Given>,
+}
+
+/// A column's value in a row: a parameter text (null: `None`), or a lookup in another table.
+pub enum Given {
+    Text(Option<String>),
+    Lookup(Lookup),
+}
+
+impl Given {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Given::Text(None))
+    }
 }
 
 /// One bound value and where it came from, to name the row and column the server refused.
@@ -102,7 +116,7 @@ pub fn statements(target: &Target, rows: &[Row]) -> Vec<Statement> {
         let nulls: Vec<bool> = target
             .key
             .iter()
-            .map(|k| matches!(row.values.get(k), Some(None)))
+            .map(|k| row.values.get(k).is_some_and(Given::is_null))
             .collect();
         let shape = (names, nulls);
         match index.get(&shape) {
@@ -134,14 +148,27 @@ fn statement(target: &Target, names: &[&str], nulls: &[bool], rows: &[&Row]) -> 
             let (Some(col), Some(value)) = (target.columns.get(name), row.values.get(name)) else {
                 continue;
             };
-            params.push(value.clone());
-            cells.push(Cell {
+            let cell = |value: &Option<String>, of: &Column| Cell {
                 row: row.number,
                 column: name.to_string(),
                 value: value.clone(),
-                probe: format!("SELECT {}", col.cast(1)),
-            });
-            exprs.push(col.cast(params.len()));
+                probe: format!("SELECT {}", of.cast(1)),
+            };
+            match value {
+                Given::Text(value) => {
+                    params.push(value.clone());
+                    cells.push(cell(value, col));
+                    exprs.push(col.cast(params.len()));
+                }
+                Given::Lookup(lookup) => {
+                    let (expr, wheres) = lookup.expr(col, params.len() + 1);
+                    for w in wheres {
+                        params.push(w.value.clone());
+                        cells.push(cell(&w.value, w.column_type()));
+                    }
+                    exprs.push(expr);
+                }
+            }
         }
         tuples.push(format!("({})", exprs.join(", ")));
     }

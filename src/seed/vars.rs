@@ -192,19 +192,24 @@ pub(super) fn expand_yaml(
     Ok(())
 }
 
-/// The server's error with every value substituted into the seed shown as its `${...}`
-/// token: a secret never reaches a log line through an error that quotes it.
+/// `text` with every value substituted into the seed shown as its `${...}` token (longest
+/// value first, so a value inside another is not half replaced).
+pub(super) fn hide(vars: &[Var], text: &str) -> String {
+    let mut by_length: Vec<&Var> = vars.iter().filter(|v| !v.value.is_empty()).collect();
+    by_length.sort_by_key(|v| std::cmp::Reverse(v.value.len()));
+    let mut text = text.to_string();
+    for v in by_length {
+        text = text.replace(&v.value, &v.token);
+    }
+    text
+}
+
+/// The server's error with no value of the seed in it: a secret never reaches a log line
+/// through an error that quotes it.
 pub(super) fn redact(vars: &[Var], mut error: ServerError) -> ServerError {
-    let hide = |text: &mut String| {
-        let mut by_length: Vec<&Var> = vars.iter().filter(|v| !v.value.is_empty()).collect();
-        by_length.sort_by_key(|v| std::cmp::Reverse(v.value.len()));
-        for v in by_length {
-            *text = text.replace(&v.value, &v.token);
-        }
-    };
-    hide(&mut error.message);
+    error.message = hide(vars, &error.message);
     for part in [&mut error.detail, &mut error.hint].into_iter().flatten() {
-        hide(part);
+        *part = hide(vars, part);
     }
     error
 }

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use serde_norway::Value;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use super::upsert::{self, Cell, Column, Row, Statement, Target};
+use super::lookup::{self, Lookup};
+use super::upsert::{self, Cell, Column, Given, Row, Statement, Target};
 use super::vars::{self, Resolver, Source};
-use super::{runs, SeedError, SeedFile};
-use crate::pg::quote::{quote_ident, quote_literal};
-use crate::pg::{describe, PgError, Session};
+use super::{catalog, runs, SeedError, SeedFile};
+use crate::pg::{PgError, Session};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +59,8 @@ pub struct Prepared {
     pub(super) statements: Vec<Statement>,
     /// Run after them: sequences moved past the explicit values written (see `upsert::sequence_sql`).
     pub(super) sequences: Vec<String>,
+    /// Counted before them: each must find exactly one row.
+    lookups: Vec<lookup::Placed>,
 }
 
 /// Why a YAML seed cannot run: its shape, or a `${...}` token (as written) without a value.
@@ -132,17 +134,14 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
     };
     let spec = parse_expanded(seed)?;
     let key = spec.key;
-    let table = spec
-        .table
-        .split('.')
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(".");
-    let columns = columns(client, &table)
+    let table = catalog::quoted_table(&spec.table);
+    let columns = catalog::columns(client, &table)
         .await
         .map_err(|message| invalid(format!("table `{}`: {message}", spec.table)))?;
 
     let mut rows: Vec<Row> = Vec::new();
+    let mut lookups = Vec::new();
+    let mut tables = lookup::Tables::default();
     // Text of each key, to refuse a key given twice: which row would win?
     let mut seen: BTreeMap<Vec<Option<String>>, usize> = BTreeMap::new();
     for (i, row) in spec.rows.iter().enumerate() {
@@ -160,14 +159,26 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
                     spec.table
                 )));
             };
-            let text = to_text(v, col)
-                .map_err(|m| invalid(format!("row {number}, column `{name}`: {m}")))?;
-            values.insert(name.to_string(), text);
+            let at = |m: String| invalid(format!("row {number}, column `{name}`: {m}"));
+            let given = match v {
+                Value::Mapping(map) if lookup::is_lookup(v, col) => {
+                    let found = Lookup::read(client, &mut tables, map).await.map_err(at)?;
+                    lookups.push(lookup::Placed {
+                        row: number,
+                        column: name.to_string(),
+                        lookup: found.clone(),
+                    });
+                    Given::Lookup(found)
+                }
+                _ => Given::Text(to_text(v, col).map_err(at)?),
+            };
+            values.insert(name.to_string(), given);
         }
         let mut key_text = Vec::new();
         for k in &key {
             match values.get(k) {
-                Some(v) => key_text.push(v.clone()),
+                Some(Given::Text(v)) => key_text.push(v.clone()),
+                Some(Given::Lookup(l)) => key_text.push(Some(l.shown())),
                 None => {
                     return Err(invalid(format!(
                         "row {number}: key column `{k}` is missing"
@@ -195,7 +206,7 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
         .flat_map(|r| {
             r.values
                 .iter()
-                .filter(|(_, v)| v.is_some())
+                .filter(|(_, v)| !v.is_null())
                 .map(|(k, _)| k.as_str())
         })
         .collect();
@@ -209,11 +220,12 @@ pub(super) async fn prepare(client: &Client, seed: &SeedFile) -> Result<Prepared
     Ok(Prepared {
         statements: upsert::statements(&target, &rows),
         sequences,
+        lookups,
     })
 }
 
 /// The parameter text of a YAML value for a column, or why it cannot fit.
-fn to_text(value: &Value, col: &Column) -> Result<Option<String>, String> {
+pub(super) fn to_text(value: &Value, col: &Column) -> Result<Option<String>, String> {
     let json = || serde_json::to_string(value).map_err(|e| e.to_string());
     if col.is_json() {
         return match value {
@@ -236,36 +248,8 @@ fn to_text(value: &Value, col: &Column) -> Result<Option<String>, String> {
     }
 }
 
-async fn columns(client: &Client, table: &str) -> Result<BTreeMap<String, Column>, String> {
-    let sql = format!(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory::text, \
-         coalesce(pg_get_serial_sequence({0}, a.attname), '') \
-         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-         WHERE a.attrelid = to_regclass({0}) AND a.attnum > 0 AND NOT a.attisdropped",
-        quote_literal(table)
-    );
-    let messages = client.simple_query(&sql).await.map_err(|e| describe(&e))?;
-    let mut out = BTreeMap::new();
-    for m in messages {
-        if let SimpleQueryMessage::Row(r) = m {
-            let (Some(name), Some(sql_type), Some(category)) = (r.get(0), r.get(1), r.get(2))
-            else {
-                continue;
-            };
-            out.insert(
-                name.to_string(),
-                Column {
-                    sql_type: sql_type.into(),
-                    category: category.into(),
-                    sequence: r.get(3).filter(|s| !s.is_empty()).map(str::to_string),
-                },
-            );
-        }
-    }
-    if out.is_empty() {
-        return Err("no such table (migrations create it before seeds run)".into());
-    }
-    Ok(out)
+fn cells_of(statement: &Statement) -> Vec<&Cell> {
+    statement.cells.iter().collect()
 }
 
 fn params(statement: &Statement) -> Vec<&(dyn ToSql + Sync)> {
@@ -286,6 +270,14 @@ pub struct Rows {
 /// Runs the statements; the caller holds the transaction.
 async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Result<Rows, SeedError> {
     let mut rows = Rows::default();
+    match lookup::check(client, seed, &prepared.lookups).await {
+        Ok(()) => {}
+        Err(lookup::Failed::Found(e)) => return Err(e),
+        Err(lookup::Failed::Database(e)) => {
+            let cells: Vec<&Cell> = prepared.statements.iter().flat_map(|s| &s.cells).collect();
+            return Err(locate(client, seed, &cells, e).await);
+        }
+    }
     for statement in &prepared.statements {
         let refs = params(statement);
         match client.query_one(statement.sql.as_str(), &refs).await {
@@ -293,7 +285,7 @@ async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Resul
                 rows.inserted += row.try_get::<_, i64>(0).unwrap_or(0);
                 rows.updated += row.try_get::<_, i64>(1).unwrap_or(0);
             }
-            Err(e) => return Err(locate(client, seed, &statement.cells, e).await),
+            Err(e) => return Err(locate(client, seed, &cells_of(statement), e).await),
         }
     }
     for sql in &prepared.sequences {
@@ -320,7 +312,7 @@ pub(super) async fn check_values(
     for statement in &prepared.statements {
         let refs = params(statement);
         if let Err(e) = client.query_one(statement.check_sql.as_str(), &refs).await {
-            result = Err(locate(client, seed, &statement.cells, e).await);
+            result = Err(locate(client, seed, &cells_of(statement), e).await);
             break;
         }
     }
@@ -333,7 +325,7 @@ pub(super) async fn check_values(
 async fn locate(
     client: &Client,
     seed: &SeedFile,
-    cells: &[Cell],
+    cells: &[&Cell],
     e: tokio_postgres::Error,
 ) -> SeedError {
     let Some(db) = e.as_db_error() else {

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+mod lookups;
 mod reporting;
 mod sequences;
 mod sql;
