@@ -101,9 +101,19 @@ pub struct MigrateSettings {
 /// What the seeds need.
 #[derive(Debug, Clone)]
 pub struct SeedSettings {
-    pub dir: PathBuf,
+    pub dir: SeedFolder,
     pub mode: SeedMode,
     pub statement_timeout: Duration,
+    /// Bound on one command seed's run.
+    pub command_timeout: Duration,
+}
+
+/// The seeds folder and the sets of it that run: its own files first, then `<path>/<set>/`
+/// for each set, in the order named.
+#[derive(Debug, Clone)]
+pub struct SeedFolder {
+    pub path: PathBuf,
+    pub sets: Vec<String>,
 }
 
 /// The resolved configuration. `Debug` is safe to print: the database part redacts passwords.
@@ -231,7 +241,11 @@ impl Config {
                 },
             },
             seed: SeedSettings {
-                dir: layers.parse("seeds", value::parse_path)?,
+                dir: SeedFolder {
+                    path: layers.parse("seeds", value::parse_path)?,
+                    sets: layers.parse("seed_sets", parse_sets)?,
+                },
+                command_timeout: positive("seed_command_timeout")?,
                 mode: layers.parse("seed_mode", |s| match s {
                     "always" => Ok(SeedMode::Always),
                     "on-change" | "on_change" => Ok(SeedMode::OnChange),
@@ -254,6 +268,20 @@ impl Config {
         };
         Ok((config, layers.read.into_inner()))
     }
+}
+
+/// Seed set names: folders directly in the seeds folder, each named once.
+fn parse_sets(s: &str) -> Result<Vec<String>, String> {
+    let sets = value::parse_list(s)?;
+    for (i, set) in sets.iter().enumerate() {
+        if set == "." || set == ".." || set.contains(['/', '\\']) {
+            return Err(format!("`{set}` is not a folder name of the seeds folder"));
+        }
+        if sets[..i].contains(set) {
+            return Err(format!("`{set}` is named twice"));
+        }
+    }
+    Ok(sets)
 }
 
 /// The three sources, consulted in precedence order. Remembers which keys were read, so a

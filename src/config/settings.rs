@@ -70,6 +70,8 @@ pub const SETTINGS: &[Setting] = &[
     s("no_transaction", Some(""), "", "NAMES", "Migrations (tags or file names, comma-separated) to run outside a transaction"),
     s("in_transaction", Some(""), "", "NAMES", "Migrations (tags or file names, comma-separated) to run in a transaction whatever their statements"),
     s("seed_mode", Some("always"), "always", "MODE", "`always` or `on-change`"),
+    s("seed_sets", Some(""), "", "NAMES", "Seed sets to run after the seeds folder's own files, in this order: the folders <seeds>/<set>/ (comma-separated)"),
+    s("seed_command_timeout", Some("10m"), "10m", "DURATION", "Bound on one command seed (an executable *.sh of the seeds folder); at expiry its process group is killed and the seed fails"),
     s("drizzle.schema", Some("drizzle"), "drizzle", "NAME", "Schema of Drizzle's history table"),
     s("drizzle.table", Some("__drizzle_migrations"), "__drizzle_migrations", "NAME", "Name of Drizzle's history table"),
     s("application_name", Some("db-init"), "db-init", "NAME", "Shown in pg_stat_activity"),

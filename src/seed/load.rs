@@ -8,6 +8,7 @@ use tracing::warn;
 use super::vars::{self, Resolver, Source, Var};
 use super::vars_sql::{self, Sent};
 use super::{yaml, SeedError};
+use crate::config::SeedFolder;
 use crate::pg::ServerError;
 use crate::text;
 
@@ -90,15 +91,33 @@ impl SeedFile {
     }
 }
 
-/// The seed files, in lexical order; an absent folder means no seeds.
-pub fn load(dir: &Path) -> Result<Vec<SeedFile>, SeedError> {
+/// The seed files: the folder's own in lexical order (an absent folder means none), then each
+/// set's (`<folder>/<set>/`, which must exist), named by their path within the folder
+/// (`staging/users.yaml`), so same-named files of two sets are two seeds with two records.
+pub fn load(folder: &SeedFolder) -> Result<Vec<SeedFile>, SeedError> {
+    let mut seeds = files(&folder.path, "", true)?;
+    for set in &folder.sets {
+        seeds.extend(files(&folder.path.join(set), &format!("{set}/"), false)?);
+    }
+    Ok(seeds)
+}
+
+/// The seeds directly in `dir`, their names prefixed with `prefix`.
+fn files(dir: &Path, prefix: &str, optional: bool) -> Result<Vec<SeedFile>, SeedError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SeedError::Io { path, source }
     };
     let read = match std::fs::read_dir(dir) {
         Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let why = format!(
+                "seed_sets names `{}`, which has no folder there",
+                prefix.trim_end_matches('/')
+            );
+            return Err(io(dir)(std::io::Error::new(e.kind(), why)));
+        }
         Err(e) => return Err(io(dir)(e)),
     };
     let mut names = Vec::new();
@@ -118,8 +137,9 @@ pub fn load(dir: &Path) -> Result<Vec<SeedFile>, SeedError> {
     names.sort();
     names
         .into_iter()
-        .map(|name| {
-            let path = dir.join(&name);
+        .map(|file| {
+            let path = dir.join(&file);
+            let name = format!("{prefix}{file}");
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let (text, invalid_at) = text::decode(&bytes);
             if let Some(at) = invalid_at {

@@ -6,6 +6,7 @@ use std::process::Command;
 mod lookups;
 mod reporting;
 mod sequences;
+mod sets;
 mod sql;
 mod vars;
 
