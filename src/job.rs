@@ -185,7 +185,13 @@ async fn work(session: &Session, cfg: &Config, inputs: &Inputs, wave: &str) -> R
         }
         None => migrate::Outcome::default(),
     };
-    let seeds_run = seed::run(session, &cfg.seed, &inputs.seeds, wave).await?;
+    // A command seed reaches the one database of `database_url`; over many databases the
+    // session's own target is not known here, so none is handed (the command seed fails).
+    let connection = match cfg.fleet.set {
+        None => cfg.database.as_ref().map(seed::command_env::Connection::of),
+        Some(_) => None,
+    };
+    let seeds_run = seed::run(session, &cfg.seed, &inputs.seeds, wave, connection.as_ref()).await?;
     Ok(Done {
         applied: outcome.applied,
         already_applied: outcome.already_applied,

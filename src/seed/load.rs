@@ -15,6 +15,8 @@ use crate::text;
 #[derive(Debug, Clone)]
 pub struct SeedFile {
     pub name: String,
+    /// Where it is (a command seed is run from there).
+    pub path: std::path::PathBuf,
     /// The file as read, `${NAME}` tokens and all: what `plan` shows.
     pub text: String,
     /// Of the text and of the values substituted into it (their hashes: see `vars::checksum`).
@@ -28,6 +30,11 @@ pub struct SeedFile {
 impl SeedFile {
     pub fn is_sql(&self) -> bool {
         self.name.ends_with(".sql")
+    }
+
+    /// An executable `*.sh`: run as a command, after the SQL and YAML seeds of its folder.
+    pub fn is_command(&self) -> bool {
+        self.name.ends_with(".sh")
     }
 
     /// A SQL seed's text as sent to the server.
@@ -57,10 +64,11 @@ impl SeedFile {
 
     /// The file read: its tokens resolved from the environment (a missing one is an error
     /// naming `file:line:column`, before anything connects) and its shape checked.
-    fn read(name: String, text: String) -> Result<SeedFile, SeedError> {
+    fn read(name: String, path: &Path, text: String) -> Result<SeedFile, SeedError> {
         let mut resolver = Resolver::new(Source::Env(&vars::process_env));
         let mut seed = SeedFile {
             name,
+            path: path.to_path_buf(),
             text,
             checksum: String::new(),
             vars: Vec::new(),
@@ -73,7 +81,9 @@ impl SeedFile {
                 message,
             }
         };
-        if seed.is_sql() {
+        if seed.is_command() {
+            // Its own environment is its business: a shell expands ${NAME} itself.
+        } else if seed.is_sql() {
             seed.sent = vars_sql::substitute(&seed.text, &mut resolver)
                 .map_err(|(at, m)| failed(&seed, at, m))?;
         } else {
@@ -121,22 +131,38 @@ fn files(dir: &Path, prefix: &str, optional: bool) -> Result<Vec<SeedFile>, Seed
         Err(e) => return Err(io(dir)(e)),
     };
     let mut names = Vec::new();
+    let mut commands = Vec::new();
     for entry in read {
-        let name = entry
-            .map_err(io(dir))?
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        let is_seed = [".sql", ".yaml", ".yml"]
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if [".sql", ".yaml", ".yml"]
             .iter()
-            .any(|ext| name.ends_with(ext));
-        if is_seed && !name.starts_with('.') {
+            .any(|ext| name.ends_with(ext))
+        {
             names.push(name);
+        } else if name.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(entry.path())
+                .map_err(io(&entry.path()))?
+                .permissions()
+                .mode();
+            match mode & 0o111 {
+                0 => warn!(
+                    "{prefix}{name}: not executable, so not run as a command seed (chmod +x it)"
+                ),
+                _ => commands.push(name),
+            }
         }
     }
     names.sort();
+    commands.sort();
+    // The commands of a folder run after its SQL and YAML seeds.
     names
         .into_iter()
+        .chain(commands)
         .map(|file| {
             let path = dir.join(&file);
             let name = format!("{prefix}{file}");
@@ -150,7 +176,7 @@ fn files(dir: &Path, prefix: &str, optional: bool) -> Result<Vec<SeedFile>, Seed
                      (the checksum is of the text as read)"
                 );
             }
-            SeedFile::read(name, text)
+            SeedFile::read(name, &path, text)
         })
         .collect()
 }

@@ -3,6 +3,8 @@
 //! control runs statement by statement, its row recorded after its last statement.
 
 mod catalog;
+mod command;
+pub mod command_env;
 mod load;
 mod lookup;
 pub mod plan;
@@ -38,6 +40,13 @@ pub enum SeedError {
         /// What became of the seed's changes: [`ROLLED_BACK`], or what its own transaction
         /// control committed.
         outcome: String,
+    },
+    /// A command seed that did not exit 0 (or could not run, or ran out of time).
+    #[error("{file}: the command {outcome}\n  its last lines of output:\n{tail}  nothing of it was recorded; migrations stay applied")]
+    Command {
+        file: String,
+        outcome: String,
+        tail: String,
     },
     /// The seed does not fit the tables it names (found when it runs, after the migrations).
     #[error("{file}: {message}")]
@@ -118,11 +127,13 @@ pub fn log_skipped(settings: &SeedSettings, seeds: &[SeedFile], previous: &[runs
 
 /// Runs the seeds; returns how many ran. `wave` is when this process's session started: an
 /// `always` seed that ran since then was run by another replica of the same rollout.
+/// `connection` is what a command seed is handed (none over many databases).
 pub async fn run(
     session: &Session,
     settings: &SeedSettings,
     seeds: &[SeedFile],
     wave: &str,
+    connection: Option<&command_env::Connection>,
 ) -> Result<usize, SeedError> {
     if seeds.is_empty() {
         return Ok(0);
@@ -151,7 +162,9 @@ pub async fn run(
             continue;
         }
         let started = Instant::now();
-        if seed.is_sql() {
+        if seed.is_command() {
+            command::run(session, seed, connection, settings.command_timeout).await?;
+        } else if seed.is_sql() {
             sql::run(session, seed).await?;
             info!(seed = %seed.name, ms = started.elapsed().as_millis() as u64, "seeded");
         } else {

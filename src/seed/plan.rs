@@ -36,7 +36,13 @@ pub async fn text(
             continue;
         }
         out.push_str(&format!("-- seed {}\n", seed.name));
-        if seed.is_sql() {
+        if seed.is_command() {
+            out.push_str(&format!(
+                "-- runs the command {} with DATABASE_URL and PG* of this connection, then:\n{};\n",
+                seed.path.display(),
+                runs::record_sql(seed, Some(0))
+            ));
+        } else if seed.is_sql() {
             out.push_str(&sql_text(seed));
         } else {
             // Values as their `${...}` tokens: plan never prints a value (a secret's).

@@ -24,7 +24,7 @@ pub async fn check(
         problems: Vec::new(),
         after_migrations: Vec::new(),
     };
-    for seed in seeds.iter().filter(|s| !s.is_sql()) {
+    for seed in seeds.iter().filter(|s| !s.is_sql() && !s.is_command()) {
         let Some(table) = yaml::table(seed) else {
             continue;
         };

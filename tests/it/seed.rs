@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+mod commands;
 mod lookups;
 mod reporting;
 mod sequences;
