@@ -5,6 +5,7 @@ use std::process::Command;
 
 mod commands;
 mod lookups;
+mod rbac;
 mod reporting;
 mod sequences;
 mod sets;
