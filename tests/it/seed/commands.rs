@@ -219,3 +219,65 @@ fn a_failing_or_slow_command_is_exit_8_and_on_change_goes_by_its_checksum() {
     db.run(&on_change).expect(0);
     assert_eq!(ran(), "ran\nran again\n");
 }
+
+/// Over a Unix socket: DATABASE_URL carries the socket directory in `host=`, PGHOST the
+/// directory itself; psql connects with each.
+#[test]
+fn a_command_seed_reaches_the_database_over_a_unix_socket() {
+    let db = TestDb::new("seed_command_socket");
+    let s = server();
+    let Some(dir) = s.server_dir() else {
+        return; // a server from DB_INIT_TEST_DATABASE_URL: no socket of ours
+    };
+    write(
+        &db.work.join("migrations"),
+        "0001_t.sql",
+        "CREATE TABLE log (n serial PRIMARY KEY, what text, via text);\n",
+    );
+    executable(
+        &db.work.join("seeds"),
+        "via.sh",
+        "#!/bin/sh\nset -e\n\"$PSQL\" -X \"$DATABASE_URL\" -c \"INSERT INTO log (what, via) VALUES ('url', inet_server_addr()::text)\"\n\
+         env -u DATABASE_URL \"$PSQL\" -X -c \"INSERT INTO log (what, via) VALUES ('libpq', '$PGHOST')\"\n",
+    );
+    let url = format!(
+        "postgres://{}:{}@/{}?host={}&port={}",
+        s.user,
+        s.password,
+        db.name,
+        dir.display(),
+        s.port
+    );
+    let run = Run::from(
+        db.cmd()
+            .arg("run")
+            .env("DB_INIT_DATABASE_URL", &url)
+            .env("PSQL", s.bin.join("psql"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    run.expect(0);
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(what || '=' || coalesce(via, 'socket'), ',' ORDER BY n) FROM log"
+        ),
+        format!("url=socket,libpq={}", dir.display())
+    );
+    // plan names the command it would run.
+    db.sql("UPDATE db_init.seed_runs SET last_run_at = last_run_at - interval '1 minute'");
+    let plan = Run::from(
+        db.cmd()
+            .arg("plan")
+            .env("DB_INIT_DATABASE_URL", &url)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    plan.expect(0);
+    assert!(
+        plan.stdout
+            .contains("-- seed via.sh\n-- runs the command ./seeds/via.sh"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+}
