@@ -281,3 +281,46 @@ fn a_command_seed_reaches_the_database_over_a_unix_socket() {
     );
     assert!(!plan.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
 }
+
+/// SIGTERM while a command seed runs: db-init exits 143 and takes the command's process group
+/// with it; nothing is recorded.
+#[test]
+fn sigterm_during_a_command_seed_kills_its_process_group() {
+    let db = TestDb::new("seed_command_sigterm");
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    let pids = db.work.join("pids");
+    executable(
+        &db.work.join("seeds"),
+        "slow.sh",
+        &format!(
+            "#!/bin/sh\nsleep 300 &\necho $! > {0}.tmp\necho $$ >> {0}.tmp\nmv {0}.tmp {0}\nwait\n",
+            pids.display()
+        ),
+    );
+    let child = db
+        .cmd()
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until("the command to start", Duration::from_secs(30), || {
+        pids.exists()
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok);
+    let run = Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")));
+    run.expect(143);
+    let pids = std::fs::read_to_string(&pids).unwrap_or_else(|e| panic!("{e}"));
+    for pid in pids.lines() {
+        wait_until(
+            "the command's processes to end",
+            Duration::from_secs(5),
+            || gone(pid),
+        );
+    }
+    assert_eq!(db.sql("SELECT count(*) FROM db_init.seed_runs"), "0");
+}
