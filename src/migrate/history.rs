@@ -1,9 +1,10 @@
-//! Every statement that touches a history table: Drizzle's `drizzle.__drizzle_migrations`
-//! (kept exactly as Drizzle creates and fills it) and db-init's `db_init.schema_migrations`.
+//! The history table as the shared steps see it: read its shape and rows, create it, record a
+//! migration, repair a checksum; each format (`format/`) says how its tool names and fills it.
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::drizzle_v1;
+use super::format;
 use super::migration::Migration;
 use super::plan::AppliedRow;
 use super::source::Layout;
@@ -62,26 +63,24 @@ pub struct History {
 
 impl History {
     pub fn new(layout: Layout, settings: &MigrateSettings) -> History {
-        match layout {
-            Layout::Drizzle | Layout::DrizzleV1 => History {
-                layout,
-                schema: settings.drizzle_schema.clone(),
-                table: settings.drizzle_table.clone(),
-            },
-            Layout::Numbered => History {
-                layout,
-                schema: "db_init".into(),
-                table: "schema_migrations".into(),
-            },
+        let (schema, table) = format::of(layout).history_table(settings);
+        History {
+            layout,
+            schema,
+            table,
         }
     }
 
-    /// `"schema"."table"`, quoted as Drizzle quotes it (case kept).
+    fn format(&self) -> &'static dyn format::Format {
+        format::of(self.layout)
+    }
+
     /// The schema and table name, unquoted.
     pub fn names(&self) -> (&str, &str) {
         (&self.schema, &self.table)
     }
 
+    /// `"schema"."table"`, quoted as Drizzle quotes it (case kept).
     pub fn qualified(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
     }
@@ -119,23 +118,10 @@ impl History {
 
     /// The rows of an existing table of `shape`, in the order the planners expect.
     pub fn rows_sql(&self, shape: Shape) -> String {
-        match (self.layout, shape) {
-            (Layout::Numbered, _) => format!(
-                "SELECT NULL, version, checksum, NULL FROM {} ORDER BY version",
-                self.qualified()
-            ),
-            (_, Shape::V0) => format!(
-                "SELECT id, created_at, hash, NULL FROM {} ORDER BY id",
-                self.qualified()
-            ),
-            (_, Shape::V1) => format!(
-                "SELECT id, created_at, hash, name FROM {} ORDER BY id",
-                self.qualified()
-            ),
-        }
+        self.format().rows_sql(shape, &self.qualified())
     }
 
-    /// Drizzle's DDL, statement for statement, so `pg_dump` cannot tell who created the table.
+    /// The tool's DDL, statement for statement, so `pg_dump` cannot tell who created the table.
     pub async fn create(&self, client: &Client) -> Result<(), PgError> {
         client
             .batch_execute(&self.create_sql())
@@ -145,38 +131,13 @@ impl History {
 
     /// The DDL [`History::create`] sends (also printed by `plan`).
     pub fn create_sql(&self) -> String {
-        let schema = quote_ident(&self.schema);
-        match self.layout {
-            Layout::Drizzle => format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};\n\
-                 CREATE TABLE IF NOT EXISTS {} (\n\tid SERIAL PRIMARY KEY,\n\thash text NOT NULL,\n\tcreated_at bigint\n);",
-                self.qualified()
-            ),
-            Layout::DrizzleV1 => format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};\n{};",
-                drizzle_v1::create_table_sql(&self.schema, &self.table)
-            ),
-            Layout::Numbered => format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};\n\
-                 CREATE TABLE IF NOT EXISTS {} (\n\
-                 \tversion bigint PRIMARY KEY,\n\
-                 \tname text NOT NULL,\n\
-                 \tchecksum text NOT NULL,\n\
-                 \tapplied_at timestamptz NOT NULL DEFAULT now(),\n\
-                 \texecution_ms integer NOT NULL,\n\
-                 \tapplied_by text\n);",
-                self.qualified()
-            ),
-        }
+        self.format()
+            .create_sql(&self.schema, &self.table, &self.qualified())
     }
 
     /// Re-records the checksum of an applied migration whose file changed (`repair`).
     pub fn update_checksum_sql(&self, m: &Migration, old: &str) -> String {
-        let (column, key, value) = match self.layout {
-            Layout::Drizzle => ("hash", "created_at", m.version.to_string()),
-            Layout::DrizzleV1 => ("hash", "name", quote_literal(&m.name)),
-            Layout::Numbered => ("checksum", "version", m.version.to_string()),
-        };
+        let (column, key, value) = self.format().row_key(m);
         format!(
             "UPDATE {} SET {column} = {} WHERE {key} = {value} AND {column} = {}",
             self.qualified(),
@@ -194,42 +155,12 @@ impl History {
     /// The statement that records `m` as applied. Inside a migration's transaction the
     /// execution time is measured by the server; outside one it is passed in.
     pub fn insert_sql(&self, m: &Migration, execution_ms: Option<u64>) -> String {
-        match self.layout {
-            Layout::Drizzle => format!(
-                "INSERT INTO {} (\"hash\", \"created_at\") VALUES ('{}', {})",
-                self.qualified(),
-                m.checksum,
-                m.version
-            ),
-            Layout::DrizzleV1 => {
-                drizzle_v1::insert_sql(&self.schema, &self.table, &m.name, &m.checksum, m.version)
-            }
-            Layout::Numbered => {
-                let ms = match execution_ms {
-                    Some(ms) => ms.min(i32::MAX as u64).to_string(),
-                    None => {
-                        "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer".into()
-                    }
-                };
-                format!(
-                    "INSERT INTO {} (version, name, checksum, execution_ms, applied_by) VALUES ({}, {}, '{}', {ms}, {})",
-                    self.qualified(),
-                    m.version,
-                    quote_literal(&m.name),
-                    m.checksum,
-                    quote_literal(&applied_by()),
-                )
-            }
-        }
+        self.format().insert_sql(
+            &self.schema,
+            &self.table,
+            &self.qualified(),
+            m,
+            execution_ms,
+        )
     }
-}
-
-/// Who applied a migration: the pod or host name when there is one.
-fn applied_by() -> String {
-    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
-    format!(
-        "db-init {}{}",
-        env!("CARGO_PKG_VERSION"),
-        host.map(|h| format!(" on {h}")).unwrap_or_default()
-    )
 }

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod baseline;
 pub mod concurrent;
 pub mod drizzle_v1;
+mod format;
 mod hints;
 pub mod history;
 mod journal;
@@ -155,13 +156,8 @@ pub fn judge(
     table: Option<history::Table>,
 ) -> Assessment {
     let policy = Policy::new(settings, source.layout);
-    let (mut plan, upgrade) = match source.layout {
-        Layout::DrizzleV1 => plan_v1::plan(&source.migrations, table.as_ref(), &policy),
-        Layout::Drizzle | Layout::Numbered => {
-            let rows = table.as_ref().map(|t| t.rows.as_slice()).unwrap_or(&[]);
-            (plan::plan(&source.migrations, rows, &policy), None)
-        }
-    };
+    let (mut plan, upgrade) =
+        format::of(source.layout).plan(&source.migrations, table.as_ref(), &policy);
     // A folder that could not be read whole (a broken journal, a bad tag, an entry without its
     // file) makes its applied rows look "missing": that follows from the folder's problem, which
     // is reported instead.

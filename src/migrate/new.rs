@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::source;
 use super::MigrateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +46,7 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NewError> {
         .filter_map(|e| {
             let file = e.file_name().to_string_lossy().into_owned();
             let digits = file.split('_').next()?.len();
-            source::parse_numbered(&file).map(|(v, _)| (v, digits))
+            super::format::parse_numbered(&file).map(|(v, _)| (v, digits))
         })
         .collect();
     let next = existing.iter().map(|(v, _)| *v).max().map_or(1, |v| v + 1);

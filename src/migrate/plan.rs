@@ -43,10 +43,9 @@ impl Policy {
     pub fn new(s: &MigrateSettings, layout: Layout) -> Policy {
         Policy {
             layout,
-            out_of_order: s.out_of_order.unwrap_or(match layout {
-                Layout::DrizzleV1 => OutOfOrder::Allow,
-                Layout::Drizzle | Layout::Numbered => OutOfOrder::Error,
-            }),
+            out_of_order: s
+                .out_of_order
+                .unwrap_or_else(|| super::format::of(layout).default_out_of_order()),
             allow_missing: s.allow_missing,
             ahead: s.database_ahead,
             atomic: s.atomic,
@@ -205,7 +204,8 @@ pub fn plan(migrations: &[Migration], applied: &[AppliedRow], policy: &Policy) -
                 // Drizzle identifies nothing by `when` itself; a row whose entry's `when` was
                 // rewritten is still the same migration if its hash matches.
                 let same_hash = by_checksum.get(row.checksum.as_str());
-                let by_hash = (policy.layout == Layout::Drizzle)
+                let by_hash = super::format::of(policy.layout)
+                    .matches_moved_rows_by_checksum()
                     .then(|| same_hash?.iter().copied().find(|&i| state[i].is_none()))
                     .flatten();
                 match by_hash {

@@ -33,7 +33,7 @@ const psql = (args, env) =>
   execFileSync(process.env.PSQL, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...args], { env }).toString().trim();
 psql(['-c', "INSERT INTO log (what) VALUES ('node via PG*')"], process.env);
 psql([process.env.DATABASE_URL, '-c', "INSERT INTO log (what) VALUES ('node via url')"], { PATH: process.env.PATH });
-console.log('advisory locks held: ' + psql(['-c', "SELECT string_agg(DISTINCT l.mode || ' by ' || a.application_name, ',') FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.objid = 4115495741"], process.env));
+console.log('advisory locks held: ' + psql(['-c', "SELECT string_agg(DISTINCT l.mode || ' by ' || a.application_name, ',') FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.objid = 4115495741 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"], process.env));
 "#;
 
 fn spawn(db: &TestDb, go: &std::path::Path) -> Child {

@@ -1,0 +1,144 @@
+//! The format seam: what differs between migration tools, behind one small interface. A format
+//! reads its folder into ordered migrations (identity, checksum, transaction mode), names and
+//! fills its history table exactly as its tool does, and plans the folder against that table.
+//! Planning, validation, applying, the lock, seeds, lint and many-database runs are shared and
+//! know no format; each format's particulars stay in its own file here.
+
+mod drizzle;
+mod drizzle_v1;
+mod numbered;
+
+pub use numbered::parse_numbered;
+
+use std::path::{Path, PathBuf};
+
+use super::history::{Shape, Table};
+use super::migration::Migration;
+use super::plan::{Plan, Policy};
+use super::source::{Layout, Source};
+use super::MigrateError;
+use crate::config::MigrateSettings;
+use crate::config::OutOfOrder;
+
+/// What a format is told of its folder, read once for every format to look at.
+pub struct Folder {
+    pub dir: PathBuf,
+    /// Entries with a `migration.sql` inside (Drizzle v1's candidates).
+    pub v1_folders: Vec<String>,
+    /// `meta/_journal.json` (Drizzle 0.x).
+    pub journal: bool,
+}
+
+impl Folder {
+    pub fn read(dir: &Path) -> Result<Folder, MigrateError> {
+        Ok(Folder {
+            dir: dir.to_path_buf(),
+            v1_folders: super::layout_v1::folders(dir)?,
+            journal: dir.join("meta").join("_journal.json").exists(),
+        })
+    }
+}
+
+/// One migration tool's folder and history table.
+pub trait Format: Sync {
+    fn layout(&self) -> Layout;
+    /// Whether the folder is this format's (the formats are asked in [`FORMATS`] order).
+    fn claims(&self, folder: &Folder) -> bool;
+    /// Reads the folder's migrations into `source`: what is wrong with the folder goes into
+    /// its problems and warnings; only an unreadable file is an error.
+    fn load(
+        &self,
+        source: &mut Source,
+        folder: Folder,
+        settings: &MigrateSettings,
+    ) -> Result<(), MigrateError>;
+    /// The history table's schema and name.
+    fn history_table(&self, settings: &MigrateSettings) -> (String, String);
+    /// Its DDL, as the tool sends it (`qualified`: `"schema"."table"`).
+    fn create_sql(&self, schema: &str, table: &str, qualified: &str) -> String;
+    /// Its rows as `id, version, checksum, name`, in the order the planner expects.
+    fn rows_sql(&self, shape: Shape, qualified: &str) -> String;
+    /// The statement that records `m` as applied (`execution_ms`: measured by the server
+    /// inside the migration's transaction when `None`).
+    fn insert_sql(
+        &self,
+        schema: &str,
+        table: &str,
+        qualified: &str,
+        m: &Migration,
+        execution_ms: Option<u64>,
+    ) -> String;
+    /// `(checksum column, key column, key value)` of `m`'s row, for `repair`.
+    fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String);
+    /// `out_of_order` when the settings do not say: what the tool itself does.
+    fn default_out_of_order(&self) -> OutOfOrder;
+    /// Whether a history row whose version no file has still matches a pending file by its
+    /// checksum (Drizzle 0.x identifies nothing by `when` itself).
+    fn matches_moved_rows_by_checksum(&self) -> bool {
+        false
+    }
+    /// Plans the folder against the table (`None`: it does not exist); the second part is a
+    /// history upgrade the next run makes, when the format has one.
+    fn plan(
+        &self,
+        migrations: &[Migration],
+        table: Option<&Table>,
+        policy: &Policy,
+    ) -> (Plan, Option<Vec<super::drizzle_v1::UpgradeMatch>>) {
+        // Rows by version, the shared planner; a format with its own identity overrides it.
+        let rows = table.map(|t| t.rows.as_slice()).unwrap_or(&[]);
+        (super::plan::plan(migrations, rows, policy), None)
+    }
+}
+
+/// Asked in this order: the first that claims the folder reads it.
+const FORMATS: &[&dyn Format] = &[
+    &drizzle_v1::DrizzleV1,
+    &drizzle::Drizzle,
+    &numbered::Numbered,
+];
+
+/// The format that claims `folder` (numbered claims any folder).
+pub fn detect(folder: &Folder) -> &'static dyn Format {
+    FORMATS
+        .iter()
+        .copied()
+        .find(|f| f.claims(folder))
+        .unwrap_or(&numbered::Numbered)
+}
+
+/// The format of a layout (a source already read, a document's `layout`).
+pub fn of(layout: Layout) -> &'static dyn Format {
+    FORMATS
+        .iter()
+        .copied()
+        .find(|f| f.layout() == layout)
+        .unwrap_or(&numbered::Numbered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_layout_has_its_own_format() {
+        for layout in [Layout::Drizzle, Layout::DrizzleV1, Layout::Numbered] {
+            assert_eq!(of(layout).layout(), layout);
+        }
+    }
+
+    #[test]
+    fn the_first_format_that_claims_the_folder_reads_it() {
+        let folder = |v1: &[&str], journal: bool| Folder {
+            dir: PathBuf::from("."),
+            v1_folders: v1.iter().map(|s| s.to_string()).collect(),
+            journal,
+        };
+        let v1 = ["20250101120000_init"];
+        assert_eq!(detect(&folder(&[], true)).layout(), Layout::Drizzle);
+        assert_eq!(detect(&folder(&v1, false)).layout(), Layout::DrizzleV1);
+        // Both: Drizzle v1's, which refuses the leftover journal (MixedLayout).
+        assert_eq!(detect(&folder(&v1, true)).layout(), Layout::DrizzleV1);
+        assert_eq!(detect(&folder(&[], false)).layout(), Layout::Numbered);
+    }
+}
