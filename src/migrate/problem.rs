@@ -117,6 +117,16 @@ pub enum Problem {
     Validate {
         warning: Warning,
     },
+    /// `migration_lock.toml` names another database than PostgreSQL.
+    PrismaProvider {
+        found: String,
+    },
+    /// A history row the tool started and never finished: the tool itself refuses to go on.
+    Unfinished {
+        migration: String,
+        tool: &'static str,
+        fix: String,
+    },
     /// A seed that does not fit the live tables (online `validate`): the run would fail on it.
     Seed {
         file: String,
@@ -242,6 +252,17 @@ impl fmt::Display for Problem {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
             Problem::Validate { warning } => write!(f, "{warning}"),
+            Problem::PrismaProvider { found } => write!(
+                f,
+                "migration_lock.toml: provider = {found:?}, not \"postgresql\": these migrations were \
+                 generated for another database; db-init migrates PostgreSQL only"
+            ),
+            Problem::Unfinished { migration, tool, fix } => write!(
+                f,
+                "{migration}: {tool} started this migration and never finished it (a failed run: its \
+                 row has no finished_at); {tool} refuses to apply anything until it is resolved, and so \
+                 does db-init: {fix}"
+            ),
             Problem::Seed { file, message } => write!(
                 f,
                 "seed {file} does not fit the database: {message} (a run would apply the migrations, \

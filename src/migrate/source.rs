@@ -14,6 +14,8 @@ pub enum Layout {
     Drizzle,
     /// Drizzle 1.0: `<YYYYMMDDHHMMSS>_<name>/migration.sql`, no journal.
     DrizzleV1,
+    /// Prisma Migrate: `<timestamp>_<name>/migration.sql` and `migration_lock.toml`.
+    Prisma,
     Numbered,
 }
 

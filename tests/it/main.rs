@@ -19,6 +19,7 @@ mod package;
 mod passwords;
 mod patterns;
 mod pgbouncer;
+mod prisma;
 mod rollback;
 mod round_trips;
 mod seed;

@@ -2,11 +2,13 @@
 //! reads its folder into ordered migrations (identity, checksum, transaction mode), names and
 //! fills its history table exactly as its tool does, and plans the folder against that table.
 //! Planning, validation, applying, the lock, seeds, lint and many-database runs are shared and
-//! know no format; each format's particulars stay in its own file here.
+//! know no format; each format's particulars stay in its own file here. To add a format: a file
+//! implementing [`Format`], a [`Layout`] variant, and its place in [`FORMATS`].
 
 mod drizzle;
 mod drizzle_v1;
 mod numbered;
+mod prisma;
 
 pub use numbered::parse_numbered;
 
@@ -93,6 +95,8 @@ pub trait Format: Sync {
 
 /// Asked in this order: the first that claims the folder reads it.
 const FORMATS: &[&dyn Format] = &[
+    // Before Drizzle v1: Prisma's folders have the same shape; its lock file tells them apart.
+    &prisma::Prisma,
     &drizzle_v1::DrizzleV1,
     &drizzle::Drizzle,
     &numbered::Numbered,
@@ -122,7 +126,12 @@ mod tests {
 
     #[test]
     fn each_layout_has_its_own_format() {
-        for layout in [Layout::Drizzle, Layout::DrizzleV1, Layout::Numbered] {
+        for layout in [
+            Layout::Drizzle,
+            Layout::DrizzleV1,
+            Layout::Prisma,
+            Layout::Numbered,
+        ] {
             assert_eq!(of(layout).layout(), layout);
         }
     }
