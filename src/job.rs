@@ -133,11 +133,23 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
             confirmed = true;
         }
         if lock::try_take(session, &wait, head.backend, open).await? {
-            let result = match head.backend {
-                Some(b) => match pooler::after_take(session, key, b).await {
-                    // Refused: the lock was released where it could be, nothing was done.
-                    Err(e) => return Err(e.into()),
-                    Ok(()) => work(session, cfg, inputs, &wave).await,
+            if let Some(b) = head.backend {
+                // Refused: the lock was released where it could be, nothing was done.
+                pooler::after_take(session, key, b).await?;
+            }
+            let tool = inputs
+                .source
+                .as_ref()
+                .and_then(|s| migrate::format::of(s.layout).tool_lock_key());
+            let result = match tool {
+                Some(tool) => match lock::hold_also(session, &mut wait, tool).await {
+                    Ok(()) => {
+                        let result = work(session, cfg, inputs, &wave).await;
+                        // Released with the session if this does not reach the server.
+                        let _ = lock::release(session, tool, Mode::Exclusive).await;
+                        result
+                    }
+                    Err(e) => Err(e.into()),
                 },
                 None => work(session, cfg, inputs, &wave).await,
             };

@@ -4,7 +4,7 @@ pub mod apply;
 pub mod baseline;
 pub mod concurrent;
 pub mod drizzle_v1;
-mod format;
+pub mod format;
 mod hints;
 pub mod history;
 mod journal;

@@ -297,7 +297,11 @@ impl Wait {
     /// Returns when it is time to try again; `seen` is the session's notification count
     /// before the last try, so a release that came in between is not missed.
     pub async fn next(&mut self, session: &Session, seen: u64) -> Result<(), LockError> {
-        let key = self.lock.key;
+        self.next_for(session, self.lock.key, seen).await
+    }
+
+    /// As [`Wait::next`], waiting for lock `key` (another migrator's, see [`hold_also`]).
+    async fn next_for(&mut self, session: &Session, key: i64, seen: u64) -> Result<(), LockError> {
         let waited = self.started.elapsed();
         if waited >= self.lock.timeout {
             let holder = tokio::time::timeout(POLL_GRACE, holder(session, key))
@@ -329,6 +333,45 @@ impl Wait {
         }
         Ok(())
     }
+}
+
+/// With db-init's own lock held: also takes `key`, another migrator's own advisory lock
+/// (Prisma Migrate's 72707369), for the work, so that the tool's own migrator still running in a
+/// mixed rollout and db-init take turns instead of racing. Polled like db-init's own, never a
+/// blocking wait, within what is left of `lock_timeout` (exit 5 naming its holder).
+pub async fn hold_also(session: &Session, wait: &mut Wait, key: i64) -> Result<(), LockError> {
+    let sql = format!("SELECT pg_try_advisory_lock({key})");
+    loop {
+        let seen = session.wakeups_seen();
+        match tokio::time::timeout(wait.poll_bound(), first_text(session, &sql)).await {
+            Ok(Ok(Some(got))) if got == "t" => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(LockError::Database {
+                    key,
+                    source: PgError::new("taking the migrator's own lock", e),
+                })
+            }
+            Err(_) => {
+                return Err(LockError::Timeout {
+                    key,
+                    waited: wait.waited(),
+                    holder: "unknown: the server stopped answering the lock poll".into(),
+                })
+            }
+        }
+        wait.next_for(session, key, seen).await?;
+    }
+}
+
+/// A column expression: whether another session of this database holds advisory lock `key`
+/// (a migrator at work right now).
+pub fn held_elsewhere_expr(key: i64) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE granted AND pid <> pg_backend_pid() \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND {})",
+        key_row("", key)
+    )
 }
 
 /// The `pg_locks` condition that picks the advisory lock `key`: a bigint key is kept as two

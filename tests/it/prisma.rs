@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::harness::{copy_dir, write, TestDb};
+use crate::harness::{copy_dir, hold_advisory_lock, write, TestDb};
 use crate::migrate::schema_dump;
 
 /// Prisma's own DDL for its history table (prisma-engines, postgres flavour), as Prisma sends it.
@@ -181,5 +181,74 @@ fn a_failing_prisma_migration_leaves_no_row_and_another_provider_is_refused() {
             .contains("provider = \"mysql\", not \"postgresql\""),
         "{}",
         run.stdout
+    );
+}
+
+/// A mixed rollout: Prisma's own migrator at work (its lock 72707369 held, its row started)
+/// makes db-init wait for Prisma's lock, not refuse the row as failed; the same row without
+/// the lock is a failed deploy (exit 7); db-init holds Prisma's lock while it migrates.
+#[test]
+fn db_init_and_prismas_migrator_take_turns_on_prismas_lock() {
+    let db = TestDb::new("prisma_lock");
+    let dir = folder(&db);
+    db.sql(PRISMA_DDL);
+    prisma_applied(&db, &dir, INIT);
+    db.sql(&format!(
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name) VALUES (gen_random_uuid()::text, '{}', '{POSTS}')",
+        sha256(&dir.join(POSTS).join("migration.sql"))
+    ));
+    let mut prisma = hold_advisory_lock(&db.name, "72707369", "prisma-migrate");
+    let run = db.run(&[
+        "run",
+        "--migrations",
+        "prisma/migrations",
+        "--lock-timeout",
+        "2s",
+    ]);
+    let _ = prisma.kill();
+    let _ = prisma.wait();
+    run.expect(5);
+    assert!(
+        run.stderr.contains("advisory lock 72707369 not acquired")
+            && run.stderr.contains("application_name prisma-migrate"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('\"Post\"') IS NULL"), "t");
+    // Prisma's process is gone and its row never finished: a failed deploy.
+    crate::harness::wait_until(
+        "the holder to go",
+        std::time::Duration::from_secs(10),
+        || {
+            db.sql(&format!(
+            "SELECT {}",
+            "count(*) = 0 FROM pg_stat_activity WHERE application_name = 'prisma-migrate' AND datname = current_database()"
+        )) == "t"
+        },
+    );
+    db.run(&["run", "--migrations", "prisma/migrations"])
+        .expect(7);
+    // Resolved; db-init migrates holding Prisma's lock, so a Prisma deploy started meanwhile
+    // would wait (Prisma's own wait is 10 s).
+    db.sql(&format!(
+        "UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '{POSTS}'"
+    ));
+    write(
+        &dir.join(POSTS),
+        "migration.sql",
+        &format!(
+            "{}\nDO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND l.objid = 72707369 AND l.granted AND a.application_name = 'db-init' \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+             THEN RAISE 'Prisma''s lock is not held'; END IF; END $$;\n",
+            std::fs::read_to_string(dir.join(POSTS).join("migration.sql")).unwrap_or_default()
+        ),
+    );
+    db.run(&["run", "--migrations", "prisma/migrations"])
+        .expect(0);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369"),
+        "0",
+        "Prisma's lock was not released"
     );
 }

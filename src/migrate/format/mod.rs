@@ -74,6 +74,11 @@ pub trait Format: Sync {
     fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String);
     /// `out_of_order` when the settings do not say: what the tool itself does.
     fn default_out_of_order(&self) -> OutOfOrder;
+    /// The tool's own advisory lock, which db-init also holds while it migrates, so that the
+    /// tool's migrator and db-init never run at once in a mixed rollout.
+    fn tool_lock_key(&self) -> Option<i64> {
+        None
+    }
     /// Whether a history row whose version no file has still matches a pending file by its
     /// checksum (Drizzle 0.x identifies nothing by `when` itself).
     fn matches_moved_rows_by_checksum(&self) -> bool {

@@ -23,6 +23,11 @@ const TABLE: &str = "_prisma_migrations";
 /// In the rows read for the planner, the `version` of a row Prisma started and never finished
 /// (nor rolled back); a finished row has none (its folder name holds its timestamp).
 const UNFINISHED: i64 = -1;
+/// The same, while Prisma holds its lock: a `prisma migrate deploy` at work right now, which
+/// db-init waits for (under Prisma's lock, see [`Format::tool_lock_key`]) instead of refusing.
+const IN_PROGRESS: i64 = -2;
+/// Prisma Migrate's advisory lock (prisma-engines' postgres flavour).
+const PRISMA_LOCK: i64 = 72707369;
 
 pub struct Prisma;
 
@@ -101,8 +106,10 @@ impl Format for Prisma {
         // is a UUID), `version` marks an unfinished row.
         format!(
             "SELECT row_number() OVER (ORDER BY started_at, id), \
-             CASE WHEN finished_at IS NULL THEN {UNFINISHED} END, checksum, migration_name \
-             FROM {qualified} WHERE rolled_back_at IS NULL ORDER BY started_at, id"
+             CASE WHEN finished_at IS NOT NULL THEN NULL WHEN {} THEN {IN_PROGRESS} ELSE {UNFINISHED} END, \
+             checksum, migration_name \
+             FROM {qualified} WHERE rolled_back_at IS NULL ORDER BY started_at, id",
+            crate::pg::lock::held_elsewhere_expr(PRISMA_LOCK)
         )
     }
 
@@ -132,6 +139,11 @@ impl Format for Prisma {
         ("checksum", "migration_name", quote_literal(&m.name))
     }
 
+    fn tool_lock_key(&self) -> Option<i64> {
+        // prisma-engines' postgres flavour: `SELECT pg_advisory_lock(72707369)`.
+        Some(PRISMA_LOCK)
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // `prisma migrate deploy` applies every folder it has no row for, whatever its name.
         OutOfOrder::Allow
@@ -147,6 +159,8 @@ impl Format for Prisma {
             .map(|t| t.rows.clone())
             .unwrap_or_default()
             .into_iter()
+            // A deploy at work: its migration is not applied yet (the run waits for Prisma's lock).
+            .filter(|r| r.version != Some(IN_PROGRESS))
             .partition(|r| r.version == Some(UNFINISHED));
         // Identified by folder name, as Drizzle v1's: the same planner, never an upgrade.
         let table = table.map(|_| Table {
