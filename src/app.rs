@@ -166,7 +166,7 @@ async fn job(
     let report = fleet::one_report(cfg, command, live)?;
     let work = async {
         let (inputs, session) = read_while_connecting(cfg, cell, parts).await?;
-        job::run_on(session, cfg, &inputs).await
+        job::run_on(session, cfg, &inputs, cfg.database.as_ref()).await
     };
     let result = crate::migrate::apply::COMMITS
         .scope(report.clone().unwrap_or_default(), work)

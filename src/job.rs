@@ -101,7 +101,13 @@ pub async fn wave(session: &Session, key: i64) -> Result<String, Error> {
 /// at once; work is done under the exclusive one. A replica that waits wakes when the holder
 /// notifies its release, and finds under the shared lock that nothing is left: the replicas of
 /// a rollout finish together, and each migration and seed runs once per rollout.
-pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<Done, Error> {
+/// `db` is the session's target, which a command seed is handed.
+pub async fn run_on(
+    session: &Session,
+    cfg: &Config,
+    inputs: &Inputs,
+    db: Option<&crate::config::Database>,
+) -> Result<Done, Error> {
     let key = cfg.lock.key;
     let mut wait = lock::Wait::new(cfg.lock);
     // The first try also subscribes to the release and reads when this rollout began.
@@ -144,14 +150,14 @@ pub async fn run_on(session: &Session, cfg: &Config, inputs: &Inputs) -> Result<
             let result = match tool {
                 Some(tool) => match lock::hold_also(session, &mut wait, tool).await {
                     Ok(()) => {
-                        let result = work(session, cfg, inputs, &wave).await;
+                        let result = work(session, cfg, inputs, &wave, db).await;
                         // Released with the session if this does not reach the server.
                         let _ = lock::release(session, tool, Mode::Exclusive).await;
                         result
                     }
                     Err(e) => Err(e.into()),
                 },
-                None => work(session, cfg, inputs, &wave).await,
+                None => work(session, cfg, inputs, &wave, db).await,
             };
             let released = lock::release_and_notify(session, key, Mode::Exclusive).await;
             let done = result?;
@@ -185,7 +191,13 @@ async fn end_transaction(session: &Session, key: i64) -> Result<(), Error> {
 }
 
 /// Migrate, then seed, under the exclusive lock.
-async fn work(session: &Session, cfg: &Config, inputs: &Inputs, wave: &str) -> Result<Done, Error> {
+async fn work(
+    session: &Session,
+    cfg: &Config,
+    inputs: &Inputs,
+    wave: &str,
+    db: Option<&crate::config::Database>,
+) -> Result<Done, Error> {
     let outcome = match &inputs.source {
         Some(source) => {
             let watch = cfg.database.as_ref().map(|db| migrate::concurrent::Watch {
@@ -197,12 +209,8 @@ async fn work(session: &Session, cfg: &Config, inputs: &Inputs, wave: &str) -> R
         }
         None => migrate::Outcome::default(),
     };
-    // A command seed reaches the one database of `database_url`; over many databases the
-    // session's own target is not known here, so none is handed (the command seed fails).
-    let connection = match cfg.fleet.set {
-        None => cfg.database.as_ref().map(seed::command_env::Connection::of),
-        Some(_) => None,
-    };
+    // A command seed reaches the database this session is on (one of many, or `database_url`).
+    let connection = db.map(seed::command_env::Connection::of);
     let seeds_run = seed::run(session, &cfg.seed, &inputs.seeds, wave, connection.as_ref()).await?;
     Ok(Done {
         applied: outcome.applied,

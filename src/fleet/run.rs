@@ -181,7 +181,7 @@ async fn bounded(
     let work = async {
         let open = open(target, cfg, live).await?;
         opened.set(Some(open.id()));
-        let done = job::run_on(&open.session, cfg, inputs).await;
+        let done = job::run_on(&open.session, cfg, inputs, Some(&target.db)).await;
         live.close(open);
         done
     };

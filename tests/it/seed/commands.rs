@@ -324,3 +324,41 @@ fn sigterm_during_a_command_seed_kills_its_process_group() {
     }
     assert_eq!(db.sql("SELECT count(*) FROM db_init.seed_runs"), "0");
 }
+
+/// Over many databases each command seed is handed the database its session is on.
+#[test]
+fn over_many_databases_each_command_seed_reaches_its_own_database() {
+    let db = TestDb::new("seed_command_many");
+    let other = TestDb::new("seed_command_many_b");
+    write(
+        &db.work.join("migrations"),
+        "0001_t.sql",
+        "CREATE TABLE log (what text);\n",
+    );
+    executable(
+        &db.work.join("seeds"),
+        "50_where.sh",
+        "#!/bin/sh\nexec \"$PSQL\" -X -q -c \"INSERT INTO log VALUES (current_database() || ' ' || '$PGDATABASE')\"\n",
+    );
+    write(
+        &db.work,
+        "databases.txt",
+        &format!("{}\n{}\n", db.name, other.name),
+    );
+    let run = Run::from(
+        db.cmd()
+            .args(["run", "--databases-file", "databases.txt"])
+            .env("PSQL", server().bin.join("psql"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    run.expect(0);
+    for d in [&db, &other] {
+        assert_eq!(
+            d.sql("SELECT string_agg(what, ',') FROM log"),
+            format!("{0} {0}", d.name),
+            "{}",
+            run.stderr
+        );
+    }
+}
