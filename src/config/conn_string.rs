@@ -13,6 +13,8 @@ pub(super) struct SslParams {
     pub(super) sslmode: Option<String>,
     pub(super) sslrootcert: Option<String>,
     pub(super) pgbouncer: bool,
+    /// Prisma's `schema=`: the schema its client and migrator use (the search path).
+    pub(super) schema: Option<String>,
 }
 
 /// A connection string that tokio-postgres accepted, minus the parameters db-init handles itself.
@@ -57,6 +59,7 @@ fn take_param(params: &mut SslParams, key: &str, value: &str) -> bool {
         "sslmode" => params.sslmode = Some(value.to_string()),
         "sslrootcert" => params.sslrootcert = Some(value.to_string()),
         "pgbouncer" => params.pgbouncer = value == "true",
+        "schema" => params.schema = Some(value.to_string()),
         k if OWN_OPTIONS.contains(&k) => {}
         _ => return false,
     }
@@ -66,11 +69,10 @@ fn take_param(params: &mut SslParams, key: &str, value: &str) -> bool {
 /// A URL query parameter db-init would otherwise drop or refuse without a name: named, with
 /// what to write instead (only when the query holds no password, see the caller).
 fn refuse_unknown(key: &str, value: &str) -> Result<(), String> {
-    if key == "schema" && value != "public" {
+    if key == "schema" && !plain_schema(value) {
         return Err(format!(
-            "the URL parameter `schema={value}` is Prisma's (the schema its client uses); db-init \
-             does not read it: set the search path with options=-c%20search_path%3D{value}, or \
-             remove it"
+            "the URL parameter `schema={value}` (Prisma's: the schema its client and migrator use) \
+             is not a plain schema name"
         ));
     }
     if key == "search_path" {
@@ -83,6 +85,15 @@ fn refuse_unknown(key: &str, value: &str) -> Result<(), String> {
     // Anything else unknown is left to tokio-postgres's refusal, which `driver_reason` words
     // (libpq options db-init does not support, near misses of known names).
     Ok(())
+}
+
+/// A schema name that goes into the startup `options` as it is: letters, digits, `_`, `$`, `-`
+/// (no space or quote to escape), at most 63 bytes.
+pub(super) fn plain_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '-'))
 }
 
 /// A `postgres://` URL cut where tokio-postgres's `UrlParser` cuts it: user info ends at the
@@ -388,7 +399,15 @@ mod tests {
                 .unwrap_or_default()
         };
         assert!(err("search_path=app").contains("`search_path`"));
-        assert!(err("schema=app").contains("`schema=app` is Prisma's"));
+        assert!(
+            err("schema=a%20b").contains("not a plain schema name"),
+            "{}",
+            err("schema=a%20b")
+        );
+        assert_eq!(
+            split_url("postgres://u@h/d?schema=app").map(|(_, p)| p.schema),
+            Ok(Some("app".to_string()))
+        );
         for q in [
             "schema=public",
             "channel_binding=require",

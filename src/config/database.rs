@@ -55,6 +55,9 @@ pub struct Database {
     /// cannot hold a session-level advisory lock.
     pub looks_like_pooler: bool,
     pub origin: Origin,
+    /// The URL's `schema=` (Prisma's), set as the session's search path; Prisma's history
+    /// table lives there.
+    pub schema: Option<String>,
     /// Set when the password is the password file's business (neither the URL nor
     /// `PGPASSWORD` gave one): another database on the same server looks its own line up.
     pub passfile: Option<FromPassfile>,
@@ -197,7 +200,17 @@ fn from_url(
             .iter()
             .any(|h| matches!(h, Host::Tcp(h) if h.contains("-pooler")));
     let passfile = fill_password(&mut pg, env);
+    if let Some(schema) = &params.schema {
+        // What Prisma's client does with it: the session's search path (quoted: case kept).
+        let path = format!("-c search_path=\"{schema}\"");
+        let options = match pg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {path}"),
+            _ => path,
+        };
+        pg.options(&options);
+    }
     Ok(Database {
+        schema: params.schema,
         passfile,
         pg,
         sslmode,
@@ -297,6 +310,7 @@ fn libpq_env(
         .map(|(v, _)| v)
         .or_else(|| env("PGSSLROOTCERT"));
     Ok(Some(Database {
+        schema: None,
         passfile,
         looks_like_pooler: port == 6543 || host.contains("-pooler"),
         pg,

@@ -95,6 +95,8 @@ pub struct MigrateSettings {
     pub in_transaction: Vec<String>,
     pub drizzle_schema: String,
     pub drizzle_table: String,
+    /// The URL's `schema=` (Prisma's), where Prisma keeps `_prisma_migrations`.
+    pub url_schema: Option<String>,
     pub lint: LintSettings,
 }
 
@@ -195,6 +197,7 @@ impl Config {
             });
         }
 
+        let url_schema = database.as_ref().and_then(|d| d.schema.clone());
         let config = Config {
             database,
             connect: ConnectSettings {
@@ -233,6 +236,7 @@ impl Config {
                 in_transaction: layers.parse("in_transaction", value::parse_list)?,
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
                 drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
+                url_schema,
                 lint: LintSettings {
                     mode: layers.parse("lint", lint::parse_mode)?,
                     large: layers.parse("lint_large", lint::parse_bytes)?,

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::harness::{copy_dir, hold_advisory_lock, write, TestDb};
+use crate::harness::{copy_dir, hold_advisory_lock, write, Run, TestDb};
 use crate::migrate::schema_dump;
 
 /// Prisma's own DDL for its history table (prisma-engines, postgres flavour), as Prisma sends it.
@@ -250,5 +250,36 @@ fn db_init_and_prismas_migrator_take_turns_on_prismas_lock() {
         db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369"),
         "0",
         "Prisma's lock was not released"
+    );
+}
+
+/// The URL's `schema=` (Prisma's): the search path of the migrations and the schema of
+/// `_prisma_migrations`, as Prisma uses it; the schema keeps its case.
+#[test]
+fn the_urls_schema_is_where_prisma_keeps_tables_and_history() {
+    let db = TestDb::new("prisma_schema");
+    folder(&db);
+    db.sql("CREATE SCHEMA \"Tenant_1\"");
+    let url = format!("{}?schema=Tenant_1", db.url());
+    let run = Run::from(
+        db.cmd()
+            .args(["run", "--migrations", "prisma/migrations"])
+            .env("DB_INIT_DATABASE_URL", &url)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    run.expect(0);
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(table_schema || '.' || table_name, ',' ORDER BY table_name) \
+             FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ),
+        "Tenant_1.Post,Tenant_1.User,Tenant_1._prisma_migrations"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM \"Tenant_1\"._prisma_migrations WHERE finished_at IS NOT NULL"
+        ),
+        "2"
     );
 }

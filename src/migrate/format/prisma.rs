@@ -77,10 +77,10 @@ impl Format for Prisma {
         Ok(())
     }
 
-    fn history_table(&self, _settings: &MigrateSettings) -> (String, String) {
-        // Prisma's default schema; a URL's `schema=` other than public is refused when the URL
-        // is read (config/conn_string.rs), so this is the schema Prisma would use.
-        ("public".into(), TABLE.into())
+    fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
+        // Where Prisma keeps it: the URL's `schema=` (also the session's search path), else public.
+        let schema = settings.url_schema.as_deref().unwrap_or("public");
+        (schema.to_string(), TABLE.into())
     }
 
     fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {
