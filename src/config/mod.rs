@@ -97,6 +97,8 @@ pub struct MigrateSettings {
     pub drizzle_table: String,
     /// The URL's `schema=` (Prisma's), where Prisma keeps `_prisma_migrations`.
     pub url_schema: Option<String>,
+    /// `layout` (the format): `None` detects it from the folder.
+    pub format: Option<crate::migrate::Layout>,
     pub lint: LintSettings,
 }
 
@@ -237,6 +239,14 @@ impl Config {
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
                 drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
                 url_schema,
+                format: layers.parse("layout", |s| match s {
+                    "auto" => Ok(None),
+                    "drizzle" => Ok(Some(crate::migrate::Layout::Drizzle)),
+                    "drizzle-v1" => Ok(Some(crate::migrate::Layout::DrizzleV1)),
+                    "prisma" => Ok(Some(crate::migrate::Layout::Prisma)),
+                    "numbered" => Ok(Some(crate::migrate::Layout::Numbered)),
+                    _ => Err("expected auto, drizzle, drizzle-v1, prisma or numbered".into()),
+                })?,
                 lint: LintSettings {
                     mode: layers.parse("lint", lint::parse_mode)?,
                     large: layers.parse("lint_large", lint::parse_bytes)?,

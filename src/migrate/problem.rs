@@ -117,6 +117,10 @@ pub enum Problem {
     Validate {
         warning: Warning,
     },
+    /// The folder holds the marker files of more than one tool.
+    AmbiguousFormat {
+        candidates: Vec<super::Layout>,
+    },
     /// `migration_lock.toml` names another database than PostgreSQL.
     PrismaProvider {
         found: String,
@@ -252,6 +256,16 @@ impl fmt::Display for Problem {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
             Problem::Validate { warning } => write!(f, "{warning}"),
+            Problem::AmbiguousFormat { candidates } => write!(
+                f,
+                "the migrations folder holds the marker files of {}: set `layout` to the one whose \
+                 history this database keeps (db-init does not guess whose history table to write)",
+                candidates
+                    .iter()
+                    .map(|l| format!("{}", serde_json::json!(l)).trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
             Problem::PrismaProvider { found } => write!(
                 f,
                 "migration_lock.toml: provider = {found:?}, not \"postgresql\": these migrations were \

@@ -52,7 +52,14 @@ pub fn load(dir: &Path, settings: &MigrateSettings) -> Result<Source, MigrateErr
         return Err(io(dir)(std::io::Error::other("not a directory")));
     }
     let folder = super::format::Folder::read(dir)?;
-    let format = super::format::detect(&folder);
+    let ambiguous = match settings.format {
+        Some(_) => None,
+        None => super::format::ambiguous(&folder),
+    };
+    let format = match settings.format {
+        Some(layout) => super::format::of(layout),
+        None => super::format::detect(&folder),
+    };
     let mut source = Source {
         layout: format.layout(),
         dir: dir.to_path_buf(),
@@ -60,6 +67,12 @@ pub fn load(dir: &Path, settings: &MigrateSettings) -> Result<Source, MigrateErr
         problems: Vec::new(),
         warnings: Vec::new(),
     };
+    if let Some(candidates) = ambiguous {
+        source
+            .problems
+            .push(Problem::AmbiguousFormat { candidates });
+        return Ok(source);
+    }
     format.load(&mut source, folder, settings)?;
     for m in &mut source.migrations {
         if settings.in_transaction.iter().any(|n| names(m, n)) {

@@ -283,3 +283,33 @@ fn the_urls_schema_is_where_prisma_keeps_tables_and_history() {
         "2"
     );
 }
+
+/// A folder with the marker files of two tools is not guessed at: exit 7 naming both, and
+/// `layout` picks one.
+#[test]
+fn a_folder_with_two_tools_markers_needs_the_layout_setting() {
+    let db = TestDb::new("prisma_ambiguous");
+    let dir = folder(&db);
+    write(
+        &dir.join("meta"),
+        "_journal.json",
+        "{\"version\":\"7\",\"dialect\":\"postgresql\",\"entries\":[]}",
+    );
+    let run = db.run(&["status", "--migrations", "prisma/migrations"]);
+    run.expect(7);
+    assert!(
+        run.stdout
+            .contains("holds the marker files of drizzle and prisma: set `layout`"),
+        "{}",
+        run.stdout
+    );
+    db.run(&[
+        "run",
+        "--migrations",
+        "prisma/migrations",
+        "--layout",
+        "prisma",
+    ])
+    .expect(0);
+    assert_eq!(db.sql("SELECT count(*) FROM _prisma_migrations"), "2");
+}

@@ -116,6 +116,19 @@ pub fn detect(folder: &Folder) -> &'static dyn Format {
         .unwrap_or(&numbered::Numbered)
 }
 
+/// The formats whose own marker file the folder holds, when it holds more than one: a guess
+/// between them would be a guess at whose history table to write (the `layout` setting says).
+pub fn ambiguous(folder: &Folder) -> Option<Vec<Layout>> {
+    let marked: Vec<Layout> = [
+        (folder.journal, Layout::Drizzle),
+        (folder.dir.join(prisma::LOCK_FILE).is_file(), Layout::Prisma),
+    ]
+    .into_iter()
+    .filter_map(|(has, layout)| has.then_some(layout))
+    .collect();
+    (marked.len() > 1).then_some(marked)
+}
+
 /// The format of a layout (a source already read, a document's `layout`).
 pub fn of(layout: Layout) -> &'static dyn Format {
     FORMATS
