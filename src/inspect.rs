@@ -128,7 +128,10 @@ async fn seed_problems(
         return Ok(Vec::new());
     }
     let session = connect(cfg, cell).await?;
-    let changed = crate::lint::changed_tables(source, pending);
+    let mut changed = crate::lint::changed_tables(source, pending);
+    for sql in seeds.iter().filter(|s| s.is_sql()) {
+        changed.extend(crate::lint::changed_tables_of_sql(&sql.text));
+    }
     let changes = |table: &str| {
         let (schema, name) = table.rsplit_once('.').unwrap_or(("", table));
         changed.iter().any(|t| {
@@ -137,7 +140,7 @@ async fn seed_problems(
     };
     let checked = seed::validate::check(session, &seeds, changes).await?;
     for (file, table) in &checked.after_migrations {
-        info!("seed {file}: not checked against the catalog, a pending migration creates or alters {table}");
+        info!("seed {file}: not checked against the catalog, a pending migration or a SQL seed creates or alters {table}");
     }
     Ok(checked
         .problems

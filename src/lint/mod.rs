@@ -91,3 +91,16 @@ pub async fn for_document(
         }
     }
 }
+
+/// The tables a SQL text (a seed) creates or alters, by PostgreSQL's parser.
+pub fn changed_tables_of_sql(text: &str) -> Vec<rules::Table> {
+    let mut out = Vec::new();
+    for stmt in crate::migrate::sql::statements(text) {
+        let Some(classified) = text.get(stmt.range).and_then(rules::classify) else {
+            continue;
+        };
+        out.extend(classified.lock.map(|(_, t)| t));
+        out.extend(classified.creates);
+    }
+    out
+}

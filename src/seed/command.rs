@@ -22,9 +22,16 @@ const TAIL: usize = 20;
 const AFTER_EXIT: Duration = Duration::from_secs(2);
 
 enum Event {
-    Line(&'static str, String),
+    Line(String),
     Exited(std::io::Result<ExitStatus>),
 }
+
+/// How often the session is asked a trivial query while the command runs: the lock lives on
+/// it, and a session left idle for the command's length can be closed under it
+/// (`idle_session_timeout`, a NAT or load balancer dropping idle connections).
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// How long that query may take before the session counts as lost.
+const KEEPALIVE_BOUND: Duration = Duration::from_secs(10);
 
 /// Kills the command's process group when dropped before it was disarmed: a timeout, an
 /// interrupted db-init (SIGTERM drops the run), or what it left running after its exit.
@@ -66,50 +73,48 @@ pub async fn run(
         ));
     };
     let started = Instant::now();
-    let mut child = Command::new(&seed.path)
+    let not_started =
+        |e: std::io::Error| failed(format!("could not be started: {e}"), &VecDeque::new());
+    // One pipe for stdout and stderr: the lines come in the order the command wrote them, so
+    // the error it printed last is in the excerpt of its last lines.
+    let (output, writer) = std::io::pipe().map_err(not_started)?;
+    let mut command = Command::new(&seed.path);
+    command
         .envs(connection.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| failed(format!("could not be started: {e}"), &VecDeque::new()))?;
+        .stdout(writer.try_clone().map_err(not_started)?)
+        .stderr(writer)
+        .process_group(0);
+    // SAFETY: between fork and exec only prctl(2), async-signal-safe, is called. It makes the
+    // kernel kill the command (kept across its `exec`) if db-init dies without cleaning up
+    // (kill -9), so it does not run on without the lock.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(not_started)?;
+    // The parent's copies of the write end are gone with `command`: the reader sees the end
+    // of the output when the command (and what it started) closed theirs.
+    drop(command);
     let group = Group(i32::try_from(child.id()).ok());
     info!(seed = %seed.name, "running the command");
     let (tx, mut rx) = mpsc::unbounded_channel();
-    for (stream, pipe) in [
-        (
-            "stdout",
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ),
-        (
-            "stderr",
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ),
-    ] {
-        let (Some(pipe), tx) = (pipe, tx.clone()) else {
-            continue;
-        };
-        std::thread::spawn(move || {
-            let mut reader = std::io::BufReader::new(pipe);
-            let mut buf = Vec::new();
-            while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-                let line = String::from_utf8_lossy(&buf)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
-                if tx.send(Event::Line(stream, line)).is_err() {
-                    break;
-                }
-                buf.clear();
+    let lines = tx.clone();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(output);
+        let mut buf = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            if lines.send(Event::Line(line)).is_err() {
+                break;
             }
-        });
-    }
+            buf.clear();
+        }
+    });
     std::thread::spawn(move || {
         let _ = tx.send(Event::Exited(child.wait()));
     });
@@ -117,11 +122,29 @@ pub async fn run(
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL);
     let mut deadline = tokio::time::Instant::now() + timeout;
     let mut status = None;
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(Event::Line(stream, line))) => {
+        let event = tokio::select! {
+            event = tokio::time::timeout_at(deadline, rx.recv()) => event,
+            _ = keepalive.tick(), if status.is_none() => {
+                let alive = tokio::time::timeout(KEEPALIVE_BOUND, session.batch_execute("SELECT 1")).await;
+                if !matches!(alive, Ok(Ok(()))) {
+                    drop(group);
+                    return Err(failed(
+                        "was stopped: db-init's database session (which holds the lock) was lost while it ran, \
+                         so another replica may take the lock; its process group was killed"
+                            .into(),
+                        &tail,
+                    ));
+                }
+                continue;
+            }
+        };
+        match event {
+            Ok(Some(Event::Line(line))) => {
                 let line = connection.clean(&line);
-                info!(seed = %seed.name, stream, "{line}");
+                info!(seed = %seed.name, "{line}");
                 if tail.len() == TAIL {
                     tail.pop_front();
                 }

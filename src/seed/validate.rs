@@ -9,12 +9,13 @@ use crate::pg::Session;
 pub struct Checked {
     /// `(file, message)` of each seed that would fail.
     pub problems: Vec<(String, String)>,
-    /// `(file, table)` of each seed left unchecked: a pending migration creates or alters its
-    /// table, so only the run can tell.
+    /// `(file, table)` of each seed left unchecked: a pending migration or a SQL seed creates or
+    /// alters a table it uses, so only the run can tell.
     pub after_migrations: Vec<(String, String)>,
 }
 
-/// `changes(table)` tells whether a pending migration creates or alters `table` (as written).
+/// `changes(table)` tells whether a pending migration or a SQL seed creates or alters `table`
+/// (as written).
 pub async fn check(
     session: &Session,
     seeds: &[SeedFile],
@@ -25,10 +26,9 @@ pub async fn check(
         after_migrations: Vec::new(),
     };
     for seed in seeds.iter().filter(|s| !s.is_sql() && !s.is_command()) {
-        let Some(table) = yaml::table(seed) else {
-            continue;
-        };
-        if changes(&table) {
+        // Its table and its lookups' tables: one that a pending migration or a SQL seed
+        // creates or alters is only there after them.
+        if let Some(table) = yaml::tables(seed).into_iter().find(|t| changes(t)) {
             out.after_migrations.push((seed.name.clone(), table));
             continue;
         }

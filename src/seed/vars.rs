@@ -12,6 +12,8 @@ pub struct Var {
     /// error shows instead of the value.
     pub token: String,
     pub(super) value: String,
+    /// Read from `NAME_FILE`: a secret, which not even a hash of reaches the record.
+    pub(super) secret: bool,
 }
 
 /// A `${...}` token at the start of a text.
@@ -76,17 +78,18 @@ impl<'a> Resolver<'a> {
         if let Some(v) = self.vars.iter().find(|v| v.token == written) {
             return Ok(v.value.clone());
         }
-        let value = match &self.source {
+        let (value, secret) = match &self.source {
             Source::Known(vars) => vars
                 .iter()
                 .find(|v| v.token == written)
-                .map(|v| v.value.clone())
+                .map(|v| (v.value.clone(), v.secret))
                 .ok_or_else(|| format!("{written} was not resolved when the seed was read"))?,
             Source::Env(env) => from_env(token, env)?,
         };
         self.vars.push(Var {
             token: written.to_string(),
             value: value.clone(),
+            secret,
         });
         Ok(value)
     }
@@ -94,12 +97,13 @@ impl<'a> Resolver<'a> {
 
 /// `NAME`, else the content of the file `NAME_FILE` names (its trailing newline trimmed),
 /// else the default; as in a shell, `${NAME:-default}` also takes the default when NAME is
-/// empty.
-fn from_env(token: &Token, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// empty. The flag says the value came from the file (a secret).
+fn from_env(token: &Token, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), String> {
     let name = token.name;
     let file_var = format!("{name}_FILE");
     let direct = env(name);
     let file = env(&file_var).filter(|f| !f.is_empty());
+    let mut secret = false;
     let value = match (direct, file) {
         (Some(_), Some(_)) => {
             return Err(format!(
@@ -112,16 +116,22 @@ fn from_env(token: &Token, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
                 .map_err(|e| format!("{file_var} names {path}, which cannot be read: {e}"))?;
             let text = String::from_utf8(read)
                 .map_err(|_| format!("{file_var} names {path}, which is not UTF-8"))?;
+            if text.contains('\0') {
+                return Err(format!(
+                    "{file_var} names {path}, which holds a NUL byte (no PostgreSQL text can)"
+                ));
+            }
             let trimmed = text.strip_suffix('\n').unwrap_or(&text);
             let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+            secret = true;
             Some(trimmed.to_string())
         }
         (None, None) => None,
     };
     match (value, token.default) {
-        (Some(v), Some(d)) if v.is_empty() => Ok(d.to_string()),
-        (Some(v), _) => Ok(v),
-        (None, Some(d)) => Ok(d.to_string()),
+        (Some(v), Some(d)) if v.is_empty() => Ok((d.to_string(), false)),
+        (Some(v), _) => Ok((v, secret)),
+        (None, Some(d)) => Ok((d.to_string(), false)),
         (None, None) => Err(format!(
             "${{{name}}} is not set (set {name}, or {file_var} to a file holding it, or write \
              ${{{name}:-default}})"
@@ -192,37 +202,84 @@ pub(super) fn expand_yaml(
     Ok(())
 }
 
+/// Values shorter than this are not looked for in messages: a one-letter default would garble
+/// every word that holds its letter, and is no secret.
+const SHORTEST_HIDDEN: usize = 4;
+
 /// `text` with every value substituted into the seed shown as its `${...}` token (longest
-/// value first, so a value inside another is not half replaced).
+/// value first, so a value inside another is not half replaced), also as the server quotes a
+/// literal (`E'...'`, `''` and `\\` doubled).
 pub(super) fn hide(vars: &[Var], text: &str) -> String {
-    let mut by_length: Vec<&Var> = vars.iter().filter(|v| !v.value.is_empty()).collect();
-    by_length.sort_by_key(|v| std::cmp::Reverse(v.value.len()));
+    let mut forms: Vec<(String, &str)> = Vec::new();
+    for v in vars.iter().filter(|v| v.value.len() >= SHORTEST_HIDDEN) {
+        let doubled = v.value.replace('\\', "\\\\").replace('\'', "''");
+        forms.push((crate::pg::quote::quote_literal(&v.value), &v.token));
+        forms.push((doubled, &v.token));
+        forms.push((v.value.clone(), &v.token));
+    }
+    forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
     let mut text = text.to_string();
-    for v in by_length {
-        text = text.replace(&v.value, &v.token);
+    for (form, token) in forms {
+        text = text.replace(&form, token);
     }
     text
 }
 
+/// The token of a value that `text` may still quote in part or changed (a cast error quoting a
+/// piece, `upper()`, a key of `lower(col)`): a word of four or more letters or digits of the
+/// text that is part of the value, case aside.
+fn quoted_in_part<'v>(vars: &'v [Var], text: &str) -> Option<&'v str> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= SHORTEST_HIDDEN)
+        .map(str::to_lowercase)
+        .collect();
+    vars.iter()
+        .filter(|v| v.value.len() >= SHORTEST_HIDDEN)
+        .find(|v| {
+            let value = v.value.to_lowercase();
+            words.iter().any(|w| value.contains(w.as_str()))
+        })
+        .map(|v| v.token.as_str())
+}
+
 /// The server's error with no value of the seed in it: a secret never reaches a log line
-/// through an error that quotes it.
+/// through an error that quotes it. What may still quote one in part is withheld whole; the
+/// SQLSTATE and the place stay.
 pub(super) fn redact(vars: &[Var], mut error: ServerError) -> ServerError {
     error.message = hide(vars, &error.message);
     for part in [&mut error.detail, &mut error.hint].into_iter().flatten() {
         *part = hide(vars, part);
     }
+    let parts = [
+        Some(&error.message),
+        error.detail.as_ref(),
+        error.hint.as_ref(),
+    ];
+    let leak = parts
+        .into_iter()
+        .flatten()
+        .find_map(|p| quoted_in_part(vars, p).map(str::to_string));
+    if let Some(token) = leak {
+        error.message = format!(
+            "(the server's message is withheld: it may quote part of the value of {token})"
+        );
+        error.detail = None;
+        error.hint = None;
+    }
     error
 }
 
 /// The checksum of a seed: of its text alone when it has no tokens (what earlier versions
-/// recorded), else also of each value's SHA-256, so a changed secret reruns an `on-change`
-/// seed while the record holds no value.
+/// recorded), else also of each plain value's SHA-256, so a changed value reruns an
+/// `on-change` seed. A secret (`NAME_FILE`) is left out: an unsalted hash of a short password
+/// in the record (and in `plan`) could be guessed offline.
 pub(super) fn checksum(text: &str, vars: &[Var]) -> String {
     if vars.is_empty() {
         return crate::text::sha256_hex(text);
     }
     let mut all = String::from(text);
-    for v in vars {
+    for v in vars.iter().filter(|v| !v.secret) {
         all.push_str(&format!(
             "\n-- db-init value {} {}",
             v.token,
@@ -270,6 +327,7 @@ mod tests {
         let vars = [Var {
             token: "${PW}".into(),
             value: "hunter2".into(),
+            secret: true,
         }];
         let e = ServerError {
             sqlstate: Some("22P02".into()),
@@ -280,5 +338,43 @@ mod tests {
         let e = redact(&vars, e);
         assert_eq!(e.message, "invalid input: \"${PW}\"");
         assert_eq!(e.detail.as_deref(), Some("Key (pw)=(${PW})"));
+        let vars = [Var {
+            token: "${PW}".into(),
+            value: "TOPSECRET'q-v".into(),
+            secret: true,
+        }];
+        let quoted = |m: &str| {
+            let e = ServerError {
+                sqlstate: Some("42601".into()),
+                message: m.into(),
+                detail: None,
+                hint: None,
+            };
+            redact(&vars, e).message
+        };
+        // As the server quotes the literal, in part, and changed.
+        assert_eq!(
+            quoted("syntax error at or near \"E'TOPSECRET''q-v'\""),
+            "syntax error at or near \"${PW}\""
+        );
+        for leak in [
+            "Token \"TOPSECRET\" is invalid",
+            "Key (lower(l))=(topsecret)",
+        ] {
+            assert!(quoted(leak).contains("withheld"), "{leak}");
+        }
+        // A short value (a default) garbles nothing.
+        let vars = [Var {
+            token: "${X:-a}".into(),
+            value: "a".into(),
+            secret: false,
+        }];
+        let e = ServerError {
+            sqlstate: None,
+            message: "syntax error at".into(),
+            detail: None,
+            hint: None,
+        };
+        assert_eq!(redact(&vars, e).message, "syntax error at");
     }
 }

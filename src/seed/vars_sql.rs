@@ -58,21 +58,14 @@ pub fn substitute(sql: &str, resolver: &mut Resolver) -> Result<Sent, Failure> {
             q @ (b'\'' | b'"') => {
                 let escapes = q == b'\'' && i > 0 && matches!(b[i - 1], b'E' | b'e');
                 let end = quoted_end(b, i, q, escapes);
-                if let Some(at) = first_token(sql, i + 1..end) {
-                    let what = if q == b'\'' { "string" } else { "identifier" };
-                    return Err((
-                        at,
-                        format!(
-                            "a ${{...}} inside a quoted {what} is not substituted: write it \
-                             bare (it becomes a quoted literal), or $${{...}} for the text itself"
-                        ),
-                    ));
-                }
+                let what = if q == b'\'' { "string" } else { "identifier" };
+                constant(sql, i + 1..end, what, &mut sent, &mut copied)?;
                 i = end;
             }
             b'$' => {
                 if let Some(len) = dollar_tag(b, i) {
-                    // A dollar-quoted body: tokens inside are substituted (a DO block's code).
+                    // A dollar-quoted body: tokens in its code are substituted (a DO block's),
+                    // never in the strings it quotes itself.
                     let tag = &sql[i..i + len];
                     let body_start = i + len;
                     let body_end = sql[body_start..]
@@ -80,6 +73,32 @@ pub fn substitute(sql: &str, resolver: &mut Resolver) -> Result<Sent, Failure> {
                         .map_or(b.len(), |n| body_start + n);
                     let mut at = body_start;
                     while at < body_end {
+                        if b[at] == b'\'' {
+                            let escapes = at > 0 && matches!(b[at - 1], b'E' | b'e');
+                            let end = quoted_end(b, at, b'\'', escapes).min(body_end);
+                            constant(sql, at + 1..end, "string", &mut sent, &mut copied)?;
+                            at = end;
+                            continue;
+                        }
+                        if let Some(inner) =
+                            dollar_tag(b, at).filter(|&l| sql.get(at..at + l) != Some(tag))
+                        {
+                            let inner_tag = sql.get(at..at + inner).unwrap_or("");
+                            let from = at + inner;
+                            let end = sql
+                                .get(from..body_end)
+                                .and_then(|r| r.find(inner_tag))
+                                .map_or(body_end, |n| from + n);
+                            constant(
+                                sql,
+                                from..end,
+                                "dollar-quoted string",
+                                &mut sent,
+                                &mut copied,
+                            )?;
+                            at = (end + inner).min(body_end);
+                            continue;
+                        }
                         let next = substitute_at(sql, at, resolver, &mut sent, &mut copied)?;
                         if let Some((value_text, next)) = next {
                             if value_text.contains(tag) {
@@ -136,12 +155,44 @@ fn substitute_at(
     Ok(Some((replacement, at + len)))
 }
 
-/// The offset of the first `${NAME}` token in `range`, if any.
-fn first_token(sql: &str, range: Range<usize>) -> Option<usize> {
-    let part = sql.get(range.clone())?;
-    part.match_indices("${")
-        .find(|(i, _)| token(&part[*i..]).is_some())
-        .map(|(i, _)| range.start + i)
+/// A quoted string or identifier of the file (`range`: its text between the quotes): a token
+/// there would become a literal inside a literal, so it is refused; the escape `$${NAME}`
+/// still writes `${NAME}`.
+fn constant(
+    sql: &str,
+    range: Range<usize>,
+    what: &str,
+    sent: &mut Sent,
+    copied: &mut usize,
+) -> Result<(), Failure> {
+    let mut at = range.start;
+    while at < range.end {
+        let rest = sql.get(at..range.end).unwrap_or("");
+        if rest.starts_with("$${") {
+            if let Some(t) = token(&rest[1..]) {
+                let len = t.len + 1;
+                sent.text.push_str(sql.get(*copied..at).unwrap_or(""));
+                let start = sent.text.len();
+                sent.text.push_str(&rest[1..len]);
+                sent.pieces.push((start..sent.text.len(), at..at + len));
+                *copied = at + len;
+                at += len;
+                continue;
+            }
+        }
+        if token(rest).is_some() {
+            return Err((
+                at,
+                format!(
+                    "a ${{...}} inside a quoted {what} is not substituted (a literal inside a \
+                     literal): write it bare, outside the quotes, where it becomes a quoted \
+                     literal; or $${{...}} for the text ${{...}} itself"
+                ),
+            ));
+        }
+        at += 1;
+    }
+    Ok(())
 }
 
 /// The end (exclusive) of the quoted text that opens at `start`.
@@ -233,6 +284,26 @@ mod tests {
             Err((10, m)) => assert!(m.contains("inside a quoted string"), "{m}"),
             other => panic!("{other:?}"),
         }
+        // The escape works inside quotes too.
+        assert_eq!(sub("SELECT '$${E}'").as_deref(), Ok("SELECT '${E}'"));
+    }
+
+    #[test]
+    fn a_body_never_gets_a_value_inside_its_own_strings() {
+        // Quoted inside a DO block, the value would leave its literal and run as code.
+        for sql in [
+            "DO $$ BEGIN RAISE NOTICE '${E}'; END $$;",
+            "DO $$ BEGIN PERFORM $q$ ${E} $q$; END $$;",
+        ] {
+            match sub(sql) {
+                Err((_, m)) => assert!(m.contains("inside a quoted"), "{sql}: {m}"),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            sub("DO $$ BEGIN RAISE NOTICE '%', ${E}; END $$;").as_deref(),
+            Ok("DO $$ BEGIN RAISE NOTICE '%', E'o''k'; END $$;")
+        );
     }
 
     #[test]

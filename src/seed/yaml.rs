@@ -85,9 +85,22 @@ fn expand(spec: &mut Spec, resolver: &mut Resolver) -> Result<(), Checked> {
     Ok(())
 }
 
-/// The table a YAML seed writes, as written (`schema.table` or `table`).
-pub fn table(seed: &SeedFile) -> Option<String> {
-    parse(seed).ok().map(|spec| spec.table)
+/// Every table a YAML seed reads or writes: its own and those its lookups name (`from:`).
+pub fn tables(seed: &SeedFile) -> Vec<String> {
+    let Ok(spec) = parse(seed) else {
+        return Vec::new();
+    };
+    let mut out = vec![spec.table.clone()];
+    for row in &spec.rows {
+        for value in row.values() {
+            if let Some(from) = value.get("from").and_then(Value::as_str) {
+                if !out.iter().any(|t| t == from) {
+                    out.push(from.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The spec with its values substituted (those found when the folder was read).

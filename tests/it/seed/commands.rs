@@ -362,3 +362,108 @@ fn over_many_databases_each_command_seed_reaches_its_own_database() {
         );
     }
 }
+
+/// A command longer than the server lets a session idle (`idle_session_timeout`, or a NAT
+/// that drops idle connections): db-init's session, which holds the lock, is kept busy, so the
+/// lock is not lost under the command and its run is recorded.
+#[test]
+fn the_lock_session_stays_alive_while_a_long_command_runs() {
+    let db = TestDb::new("seed_command_idle");
+    db.sql(&format!(
+        "ALTER DATABASE {} SET idle_session_timeout = '1500ms'",
+        db.name
+    ));
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    executable(&db.work.join("seeds"), "50_long.sh", "#!/bin/sh\nsleep 4\n");
+    let run = db.run(&["run"]);
+    run.expect(0);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM db_init.seed_runs WHERE name = '50_long.sh'"),
+        "1"
+    );
+}
+
+/// The excerpt of a failed command ends with what it wrote last, on stdout or stderr: one pipe
+/// keeps the command's own order.
+#[test]
+fn a_failed_commands_excerpt_ends_with_its_last_words_on_either_stream() {
+    let db = TestDb::new("seed_command_order");
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    executable(
+        &db.work.join("seeds"),
+        "55_order.sh",
+        "#!/bin/sh\ni=1\nwhile [ $i -le 60 ]; do echo progress $i; i=$((i+1)); done\necho 'Error: boom at rbac.ts:12' >&2\nexit 1\n",
+    );
+    let run = db.run(&["run"]);
+    run.expect(8);
+    let excerpt = run
+        .stderr
+        .split("its last lines of output:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    let last = excerpt
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take_while(|l| !l.contains("exit_code="))
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.starts_with("Error: boom at rbac.ts:12") && excerpt.contains("progress 60"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// db-init killed with SIGKILL mid-command: the kernel kills the command too, so it does not go
+/// on without the lock while another replica starts it again.
+#[test]
+fn a_command_does_not_outlive_a_killed_db_init() {
+    let db = TestDb::new("seed_command_kill9");
+    write(&db.work.join("migrations"), "0001_t.sql", "SELECT 1;\n");
+    let marker = db.work.join("started");
+    executable(
+        &db.work.join("seeds"),
+        "60_long.sh",
+        &format!(
+            "#!/bin/sh\ntouch {}\nexec sleep 47.{}\n",
+            marker.display(),
+            std::process::id()
+        ),
+    );
+    let mut child = db
+        .cmd()
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until("the command to start", Duration::from_secs(30), || {
+        marker.exists() && running(&format!("sleep 47.{}", std::process::id()))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let pattern = format!("sleep 47.{}", std::process::id());
+    wait_until(
+        "the command to be killed with db-init",
+        Duration::from_secs(5),
+        || !running(&pattern),
+    );
+}
+
+/// Whether a process whose command line holds `pattern` is running (read from /proc).
+fn running(pattern: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        panic!("no /proc");
+    };
+    entries.flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(pattern)
+            })
+            .unwrap_or(false)
+    })
+}

@@ -96,7 +96,7 @@ fn validate_refuses_a_yaml_seed_that_does_not_fit_the_live_tables() {
     assert!(
         pending
             .stderr
-            .contains("a pending migration creates or alters settings"),
+            .contains("a pending migration or a SQL seed creates or alters settings"),
         "{}",
         pending.stderr
     );
@@ -138,4 +138,49 @@ fn validate_refuses_a_yaml_seed_that_does_not_fit_the_live_tables() {
         "t"
     );
     assert_eq!(db.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"), "0");
+}
+
+/// A lookup into a table a pending migration creates, a table a SQL seed creates: only the
+/// run can check them, so `validate` passes them (and says so), and the run does them.
+#[test]
+fn validate_leaves_tables_of_pending_migrations_and_sql_seeds_to_the_run() {
+    let db = TestDb::new("seed_validate_later");
+    write(&db.work.join("migrations"), "0001_t.sql", TABLE);
+    db.run(&["migrate"]).expect(0);
+    write(
+        &db.work.join("migrations"),
+        "0002_roles.sql",
+        "CREATE TABLE roles (id serial PRIMARY KEY, name text UNIQUE);\n",
+    );
+    let seeds = db.work.join("seeds");
+    write(
+        &seeds,
+        "0_roles.sql",
+        "INSERT INTO roles (name) VALUES ('admin') ON CONFLICT DO NOTHING;\n\
+         CREATE TABLE IF NOT EXISTS extra (k text PRIMARY KEY);\n",
+    );
+    write(
+        &seeds,
+        "s.yaml",
+        "table: settings\nkey: k\nrows:\n  - { k: a, n: { from: roles, where: { name: admin } } }\n",
+    );
+    write(
+        &seeds,
+        "t.yaml",
+        "table: extra\nkey: k\nrows:\n  - { k: a }\n",
+    );
+    let validate = db.run(&["validate"]);
+    validate.expect(0);
+    for (seed, table) in [("s.yaml", "roles"), ("t.yaml", "extra")] {
+        assert!(
+            validate.stderr.contains(&format!(
+                "seed {seed}: not checked against the catalog, a pending migration or a SQL seed creates or alters {table}"
+            )),
+            "{}",
+            validate.stderr
+        );
+    }
+    db.run(&["run"]).expect(0);
+    assert_eq!(db.sql("SELECT n FROM settings"), "1");
+    assert_eq!(db.sql("SELECT count(*) FROM extra"), "1");
 }
