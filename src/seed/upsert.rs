@@ -230,8 +230,20 @@ fn statement(target: &Target, names: &[&str], nulls: &[bool], rows: &[&Row]) -> 
         true => "(SELECT count(*) FROM db_init_seed_updated)",
         false => "0::bigint",
     };
+    // And how many rows share a key with an earlier one once their lookups are resolved (the
+    // file's own repeats are refused before this): with `update`, which one should win?
+    let repeated = match target.update {
+        true => {
+            let keys: Vec<String> = key_sql.iter().map(|k| format!("r.{k}")).collect();
+            format!(
+                "(SELECT count(*) - count(DISTINCT ROW({})) FROM {ROWS} AS r)",
+                keys.join(", ")
+            )
+        }
+        false => "0::bigint".into(),
+    };
     sql.push_str(&format!(
-        " SELECT (SELECT count(*) FROM db_init_seed_inserted), {updated}"
+        " SELECT (SELECT count(*) FROM db_init_seed_inserted), {updated}, {repeated}"
     ));
     Statement {
         sql,

@@ -295,6 +295,15 @@ async fn execute(client: &Client, seed: &SeedFile, prepared: &Prepared) -> Resul
         let refs = params(statement);
         match client.query_one(statement.sql.as_str(), &refs).await {
             Ok(row) => {
+                if row.try_get::<_, i64>(2).unwrap_or(0) > 0 {
+                    return Err(SeedError::Invalid {
+                        file: seed.name.clone(),
+                        message:
+                            "rows whose lookups resolve to the same key (which one should win?); \
+                                  nothing of this seed was applied"
+                                .into(),
+                    });
+                }
                 rows.inserted += row.try_get::<_, i64>(0).unwrap_or(0);
                 rows.updated += row.try_get::<_, i64>(1).unwrap_or(0);
             }

@@ -110,3 +110,34 @@ fn a_lookup_that_finds_no_row_or_many_fails_the_seed_naming_row_and_column() {
         assert_eq!(db.sql("SELECT count(*) FROM role_permissions"), "0");
     }
 }
+
+/// Two rows whose lookups resolve to the same key, with `on_conflict: update`: which one should
+/// win? Refused (exit 8), nothing of the seed applied, as for a key the file repeats.
+#[test]
+fn rows_whose_lookups_resolve_to_one_key_are_refused() {
+    let db = TestDb::new("seed_lookup_repeat");
+    write(
+        &db.work.join("migrations"),
+        "0001_t.sql",
+        &format!("{TABLES}CREATE TABLE grants (role_id int PRIMARY KEY, note text);\n"),
+    );
+    let seeds = seeds(&db);
+    write(
+        &seeds,
+        "5_grants.yaml",
+        "table: grants\nkey: role_id\nrows:\n\
+         - { role_id: { from: roles, where: { name: admin } }, note: first }\n\
+         - { role_id: { from: roles, where: { id: \"1\" } }, note: second }\n",
+    );
+    let run = db.run(&["run"]);
+    run.expect(8);
+    assert!(
+        run.stderr.contains("5_grants.yaml")
+            && run
+                .stderr
+                .contains("rows whose lookups resolve to the same key"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM grants"), "0");
+}
