@@ -244,8 +244,12 @@ impl Config {
                     "drizzle" => Ok(Some(crate::migrate::Layout::Drizzle)),
                     "drizzle-v1" => Ok(Some(crate::migrate::Layout::DrizzleV1)),
                     "prisma" => Ok(Some(crate::migrate::Layout::Prisma)),
+                    "golang-migrate" => Ok(Some(crate::migrate::Layout::GolangMigrate)),
                     "numbered" => Ok(Some(crate::migrate::Layout::Numbered)),
-                    _ => Err("expected auto, drizzle, drizzle-v1, prisma or numbered".into()),
+                    _ => Err(
+                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate or numbered"
+                            .into(),
+                    ),
                 })?,
                 lint: LintSettings {
                     mode: layers.parse("lint", lint::parse_mode)?,

@@ -16,6 +16,8 @@ pub enum Layout {
     DrizzleV1,
     /// Prisma Migrate: `<timestamp>_<name>/migration.sql` and `migration_lock.toml`.
     Prisma,
+    /// golang-migrate: `<version>_<name>.up.sql`, one high-water-mark row.
+    GolangMigrate,
     Numbered,
 }
 

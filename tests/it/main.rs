@@ -7,6 +7,7 @@ mod documents;
 mod drizzle_v1;
 mod exit_codes;
 mod fleet;
+mod golang_migrate;
 mod harness;
 mod hints;
 mod journal;

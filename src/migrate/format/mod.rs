@@ -7,6 +7,7 @@
 
 mod drizzle;
 mod drizzle_v1;
+mod golang_migrate;
 mod numbered;
 mod prisma;
 
@@ -29,6 +30,8 @@ pub struct Folder {
     pub v1_folders: Vec<String>,
     /// `meta/_journal.json` (Drizzle 0.x).
     pub journal: bool,
+    /// A `<version>_<name>.up.sql` file (golang-migrate).
+    pub up_files: bool,
 }
 
 impl Folder {
@@ -37,6 +40,10 @@ impl Folder {
             dir: dir.to_path_buf(),
             v1_folders: super::layout_v1::folders(dir)?,
             journal: dir.join("meta").join("_journal.json").exists(),
+            up_files: std::fs::read_dir(dir)
+                .map_err(super::source::io(dir))?
+                .flatten()
+                .any(|e| golang_migrate::parse_up(&e.file_name().to_string_lossy()).is_some()),
         })
     }
 }
@@ -104,6 +111,8 @@ const FORMATS: &[&dyn Format] = &[
     &prisma::Prisma,
     &drizzle_v1::DrizzleV1,
     &drizzle::Drizzle,
+    // Before numbered files, which `N_name.up.sql` files would also look like.
+    &golang_migrate::GolangMigrate,
     &numbered::Numbered,
 ];
 
@@ -148,6 +157,7 @@ mod tests {
             Layout::Drizzle,
             Layout::DrizzleV1,
             Layout::Prisma,
+            Layout::GolangMigrate,
             Layout::Numbered,
         ] {
             assert_eq!(of(layout).layout(), layout);
@@ -160,6 +170,7 @@ mod tests {
             dir: PathBuf::from("."),
             v1_folders: v1.iter().map(|s| s.to_string()).collect(),
             journal,
+            up_files: false,
         };
         let v1 = ["20250101120000_init"];
         assert_eq!(detect(&folder(&[], true)).layout(), Layout::Drizzle);

@@ -1,0 +1,197 @@
+//! golang-migrate: `<version>_<name>.up.sql` files (`.down.sql` and any file its parser
+//! cannot read are ignored, as golang-migrate ignores them), applied in version order; the
+//! history is `schema_migrations(version bigint, dirty boolean)` holding one row, the
+//! high-water mark, as golang-migrate keeps it. A `dirty` row (a migration that failed half
+//! way under golang-migrate) stops the run as it stops golang-migrate, naming `migrate force`.
+//! There is no checksum: an edited applied file cannot be told.
+
+use super::{Folder, Format};
+use crate::config::{MigrateSettings, OutOfOrder};
+use crate::migrate::drizzle_v1::UpgradeMatch;
+use crate::migrate::history::{Shape, Table};
+use crate::migrate::migration::{Migration, Split};
+use crate::migrate::plan::{AppliedRow, Entry, Plan, Policy, State};
+use crate::migrate::read::{read_all, Wanted};
+use crate::migrate::source::{io, sorted_files, Layout, Source};
+use crate::migrate::{MigrateError, Problem};
+use crate::pg::quote::quote_ident;
+
+const TABLE: &str = "schema_migrations";
+/// The `checksum` the rows read for the planner carry for a dirty row (there is no checksum).
+const DIRTY: &str = "dirty";
+
+pub struct GolangMigrate;
+
+/// `12_add_users.up.sql` -> (12, "add_users"): golang-migrate's `^([0-9]+)_(.*)\.(up|down)\.(.*)$`
+/// for the up direction and SQL files.
+pub fn parse_up(file: &str) -> Option<(i64, &str)> {
+    let stem = file.strip_suffix(".up.sql")?;
+    let (digits, name) = stem.split_once('_')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, name))
+}
+
+impl Format for GolangMigrate {
+    fn layout(&self) -> Layout {
+        Layout::GolangMigrate
+    }
+
+    fn claims(&self, folder: &Folder) -> bool {
+        folder.up_files
+    }
+
+    fn load(
+        &self,
+        source: &mut Source,
+        folder: Folder,
+        _settings: &MigrateSettings,
+    ) -> Result<(), MigrateError> {
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for name in sorted_files(&folder.dir)? {
+            let Some((version, description)) = parse_up(&name) else {
+                continue;
+            };
+            if let Some(other) = wanted.iter().find(|w| w.version == version) {
+                source.problems.push(Problem::Duplicate {
+                    version: version.to_string(),
+                    file: format!("{} and {name}", other.file),
+                });
+                continue;
+            }
+            wanted.push(Wanted {
+                version,
+                name: description.to_string(),
+                file: name.clone(),
+                split: Split::Statements,
+            });
+        }
+        wanted.sort_by_key(|w| w.version);
+        for read in read_all(&folder.dir, wanted) {
+            source
+                .migrations
+                .push(read.map_err(|u| io(&u.path)(u.error))?);
+        }
+        Ok(())
+    }
+
+    fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
+        // golang-migrate's default schema is the first of the search path: public, unless
+        // the URL says otherwise.
+        let schema = settings.url_schema.as_deref().unwrap_or("public");
+        (schema.to_string(), TABLE.into())
+    }
+
+    fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {
+        // golang-migrate's postgres driver, ensureVersionTable.
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n\
+             CREATE TABLE IF NOT EXISTS {qualified} (version bigint not null primary key, dirty boolean not null);",
+            quote_ident(schema)
+        )
+    }
+
+    fn rows_sql(&self, _shape: Shape, qualified: &str) -> String {
+        format!(
+            "SELECT NULL, version, CASE WHEN dirty THEN '{DIRTY}' ELSE '' END, NULL FROM {qualified} \
+             ORDER BY version"
+        )
+    }
+
+    fn insert_sql(
+        &self,
+        _schema: &str,
+        _table: &str,
+        qualified: &str,
+        m: &Migration,
+        _execution_ms: Option<u64>,
+    ) -> String {
+        // The one row is the high-water mark, replaced as golang-migrate replaces it (it
+        // truncates; a DELETE leaves the same row without locking readers out).
+        format!(
+            "DELETE FROM {qualified}; INSERT INTO {qualified} (version, dirty) VALUES ({}, false)",
+            m.version
+        )
+    }
+
+    fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String) {
+        // No checksum to repair; `repair` finds nothing changed.
+        ("dirty", "version", m.version.to_string())
+    }
+
+    fn default_out_of_order(&self) -> OutOfOrder {
+        // golang-migrate never applies a file older than its high-water mark.
+        OutOfOrder::Error
+    }
+
+    fn plan(
+        &self,
+        migrations: &[Migration],
+        table: Option<&Table>,
+        policy: &Policy,
+    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+        let mut plan = Plan::default();
+        let rows: Vec<AppliedRow> = table.map(|t| t.rows.clone()).unwrap_or_default();
+        let mark = rows.iter().filter_map(|r| r.version).max();
+        if let Some(row) = rows.iter().find(|r| r.checksum == DIRTY) {
+            let v = row.version.unwrap_or_default();
+            plan.problems.push(Problem::Unfinished {
+                migration: format!("version {v}"),
+                tool: "golang-migrate",
+                fix: format!(
+                    "see what of it reached the database and finish or undo it by hand, then record the \
+                     outcome as golang-migrate does: `migrate force {v}` (completed) or `migrate force <the \
+                     version before it>` (undone: db-init applies it again)"
+                ),
+            });
+        }
+        if let Some(mark) = mark {
+            // The mark names a file this folder must have, unless it is newer than all of them.
+            if !migrations.iter().any(|m| m.version == mark) {
+                let unmatched: Vec<AppliedRow> = rows
+                    .iter()
+                    .filter(|r| r.version == Some(mark))
+                    .cloned()
+                    .collect();
+                let newest = migrations.iter().map(|m| m.version).max();
+                plan.unmatched(
+                    unmatched,
+                    newest.is_some(),
+                    |r| r.version.zip(newest).is_some_and(|(v, n)| v > n),
+                    policy,
+                );
+            }
+        }
+        for (index, m) in migrations.iter().enumerate() {
+            let state = match mark {
+                Some(mark) if m.version <= mark => State::Applied,
+                _ => State::Pending,
+            };
+            let (state, stored) = plan.judge(m, state, None, mark, policy);
+            plan.entries.push(Entry {
+                index,
+                state,
+                stored,
+            });
+        }
+        (plan, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_files_by_golang_migrates_pattern() {
+        assert_eq!(parse_up("1_init.up.sql"), Some((1, "init")));
+        assert_eq!(
+            parse_up("20240101120000_add_users.up.sql"),
+            Some((20240101120000, "add_users"))
+        );
+        assert_eq!(parse_up("1_init.down.sql"), None);
+        assert_eq!(parse_up("init.up.sql"), None);
+        assert_eq!(parse_up("1_init.sql"), None);
+    }
+}
