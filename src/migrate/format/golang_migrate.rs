@@ -11,8 +11,8 @@ use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Split};
 use crate::migrate::plan::{AppliedRow, Entry, Plan, Policy, State};
-use crate::migrate::read::{read_all, Wanted};
-use crate::migrate::source::{io, sorted_files, Layout, Source};
+use crate::migrate::read::Wanted;
+use crate::migrate::source::{sorted_files, Layout, Source};
 use crate::migrate::{MigrateError, Problem};
 use crate::pg::quote::quote_ident;
 
@@ -68,19 +68,13 @@ impl Format for GolangMigrate {
             });
         }
         wanted.sort_by_key(|w| w.version);
-        for read in read_all(&folder.dir, wanted) {
-            source
-                .migrations
-                .push(read.map_err(|u| io(&u.path)(u.error))?);
-        }
-        Ok(())
+        super::read_into(source, &folder.dir, wanted)
     }
 
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
         // golang-migrate's default schema is the first of the search path: public, unless
         // the URL says otherwise.
-        let schema = settings.url_schema.as_deref().unwrap_or("public");
-        (schema.to_string(), TABLE.into())
+        (super::search_path_schema(settings), TABLE.into())
     }
 
     fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {

@@ -105,6 +105,31 @@ pub trait Format: Sync {
     }
 }
 
+/// Reads the wanted files of `dir` into `source`, in the order given; an unreadable one is
+/// the error.
+fn read_into(
+    source: &mut Source,
+    dir: &Path,
+    wanted: Vec<super::read::Wanted>,
+) -> Result<(), MigrateError> {
+    for read in super::read::read_all(dir, wanted) {
+        source
+            .migrations
+            .push(read.map_err(|u| super::source::io(&u.path)(u.error))?);
+    }
+    Ok(())
+}
+
+/// The schema a tool without its own setting keeps its table in: the URL's `schema=` (the
+/// session's search path), else public.
+fn search_path_schema(settings: &MigrateSettings) -> String {
+    settings
+        .url_schema
+        .as_deref()
+        .unwrap_or("public")
+        .to_string()
+}
+
 /// Asked in this order: the first that claims the folder reads it.
 const FORMATS: &[&dyn Format] = &[
     // Before Drizzle v1: Prisma's folders have the same shape; its lock file tells them apart.

@@ -12,7 +12,7 @@ use crate::migrate::drizzle_v1::{parse_folder_name, UpgradeMatch};
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Split};
 use crate::migrate::plan::{Plan, Policy};
-use crate::migrate::read::{read_all, Wanted};
+use crate::migrate::read::Wanted;
 use crate::migrate::source::{io, Layout, Source};
 use crate::migrate::{MigrateError, Problem};
 use crate::pg::quote::{quote_ident, quote_literal};
@@ -69,18 +69,12 @@ impl Format for Prisma {
                 split: Split::Statements,
             })
             .collect();
-        for read in read_all(&folder.dir, wanted) {
-            source
-                .migrations
-                .push(read.map_err(|u| io(&u.path)(u.error))?);
-        }
-        Ok(())
+        super::read_into(source, &folder.dir, wanted)
     }
 
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
         // Where Prisma keeps it: the URL's `schema=` (also the session's search path), else public.
-        let schema = settings.url_schema.as_deref().unwrap_or("public");
-        (schema.to_string(), TABLE.into())
+        (super::search_path_schema(settings), TABLE.into())
     }
 
     fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {
