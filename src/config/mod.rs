@@ -245,9 +245,10 @@ impl Config {
                     "drizzle-v1" => Ok(Some(crate::migrate::Layout::DrizzleV1)),
                     "prisma" => Ok(Some(crate::migrate::Layout::Prisma)),
                     "golang-migrate" => Ok(Some(crate::migrate::Layout::GolangMigrate)),
+                    "dbmate" => Ok(Some(crate::migrate::Layout::Dbmate)),
                     "numbered" => Ok(Some(crate::migrate::Layout::Numbered)),
                     _ => Err(
-                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate or numbered"
+                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate, dbmate or numbered"
                             .into(),
                     ),
                 })?,

@@ -18,6 +18,8 @@ pub enum Layout {
     Prisma,
     /// golang-migrate: `<version>_<name>.up.sql`, one high-water-mark row.
     GolangMigrate,
+    /// dbmate: `<digits>_<name>.sql` with `-- migrate:up` / `-- migrate:down` sections.
+    Dbmate,
     Numbered,
 }
 

@@ -3,6 +3,7 @@
 mod cli_config;
 mod compose;
 mod concurrent;
+mod dbmate;
 mod documents;
 mod drizzle_v1;
 mod exit_codes;

@@ -5,6 +5,7 @@
 //! know no format; each format's particulars stay in its own file here. To add a format: a file
 //! implementing [`Format`], a [`Layout`] variant, and its place in [`FORMATS`].
 
+mod dbmate;
 mod drizzle;
 mod drizzle_v1;
 mod golang_migrate;
@@ -32,20 +33,44 @@ pub struct Folder {
     pub journal: bool,
     /// A `<version>_<name>.up.sql` file (golang-migrate).
     pub up_files: bool,
+    /// The first `<digits>...sql` file has a `-- migrate:up` section (dbmate).
+    pub dbmate: bool,
 }
 
 impl Folder {
     pub fn read(dir: &Path) -> Result<Folder, MigrateError> {
+        // One listing of the names for the markers that are file names.
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(super::source::io(dir))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         Ok(Folder {
             dir: dir.to_path_buf(),
             v1_folders: super::layout_v1::folders(dir)?,
             journal: dir.join("meta").join("_journal.json").exists(),
-            up_files: std::fs::read_dir(dir)
-                .map_err(super::source::io(dir))?
-                .flatten()
-                .any(|e| golang_migrate::parse_up(&e.file_name().to_string_lossy()).is_some()),
+            up_files: names.iter().any(|n| golang_migrate::parse_up(n).is_some()),
+            dbmate: first_dbmate_file(dir, &names)?,
         })
     }
+}
+
+/// Whether the first file of the folder that dbmate would read is one of dbmate's (one file is
+/// read, whatever the folder's size).
+fn first_dbmate_file(dir: &Path, names: &[String]) -> Result<bool, MigrateError> {
+    let first = names
+        .iter()
+        .filter(|n| dbmate::version_of(n).is_some() && !n.ends_with(".down.sql"))
+        .min();
+    let Some(name) = first else {
+        return Ok(false);
+    };
+    let path = dir.join(name);
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(&path).map_err(super::source::io(&path))?;
+    Ok(dbmate::is_dbmate(&String::from_utf8_lossy(&bytes)))
 }
 
 /// One migration tool's folder and history table.
@@ -138,6 +163,8 @@ const FORMATS: &[&dyn Format] = &[
     &drizzle::Drizzle,
     // Before numbered files, which `N_name.up.sql` files would also look like.
     &golang_migrate::GolangMigrate,
+    // Before numbered files, whose names dbmate's share; its sections tell them apart.
+    &dbmate::Dbmate,
     &numbered::Numbered,
 ];
 
@@ -183,6 +210,7 @@ mod tests {
             Layout::DrizzleV1,
             Layout::Prisma,
             Layout::GolangMigrate,
+            Layout::Dbmate,
             Layout::Numbered,
         ] {
             assert_eq!(of(layout).layout(), layout);
@@ -196,6 +224,7 @@ mod tests {
             v1_folders: v1.iter().map(|s| s.to_string()).collect(),
             journal,
             up_files: false,
+            dbmate: false,
         };
         let v1 = ["20250101120000_init"];
         assert_eq!(detect(&folder(&[], true)).layout(), Layout::Drizzle);
