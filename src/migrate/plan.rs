@@ -135,6 +135,24 @@ impl Plan {
         (state, stored)
     }
 
+    /// Adds migration `index` in `state`, judged (see [`Plan::judge`]), for a history without
+    /// checksums (nothing is ever "changed").
+    pub(super) fn add_unchecked(
+        &mut self,
+        index: usize,
+        m: &Migration,
+        state: State,
+        newest_applied: Option<i64>,
+        policy: &Policy,
+    ) {
+        let (state, stored) = self.judge(m, state, None, newest_applied, policy);
+        self.entries.push(Entry {
+            index,
+            state,
+            stored,
+        });
+    }
+
     /// Splits the rows that match no local migration into holes and rows newer than every
     /// local migration (`is_newer` by the layout's own order), and reports both as the
     /// policy says. An empty folder is never "behind": its rows are missing.

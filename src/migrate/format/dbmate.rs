@@ -9,7 +9,7 @@ use crate::config::{MigrateSettings, OutOfOrder};
 use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Outside, Split};
-use crate::migrate::plan::{AppliedRow, Entry, Plan, Policy, State};
+use crate::migrate::plan::{AppliedRow, Plan, Policy, State};
 use crate::migrate::source::{io, sorted_files, Layout, Source};
 use crate::migrate::{MigrateError, Problem};
 use crate::pg::quote::{quote_ident, quote_literal};
@@ -167,12 +167,7 @@ impl Format for Dbmate {
                 (false, Some(n)) if m.version < n => State::OutOfOrder,
                 (false, _) => State::Pending,
             };
-            let (state, stored) = plan.judge(m, state, None, newest_applied, policy);
-            plan.entries.push(Entry {
-                index,
-                state,
-                stored,
-            });
+            plan.add_unchecked(index, m, state, newest_applied, policy);
         }
         (plan, None)
     }

@@ -10,7 +10,7 @@ use crate::config::{MigrateSettings, OutOfOrder};
 use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Split};
-use crate::migrate::plan::{AppliedRow, Entry, Plan, Policy, State};
+use crate::migrate::plan::{AppliedRow, Plan, Policy, State};
 use crate::migrate::read::Wanted;
 use crate::migrate::source::{sorted_files, Layout, Source};
 use crate::migrate::{MigrateError, Problem};
@@ -162,12 +162,7 @@ impl Format for GolangMigrate {
                 Some(mark) if m.version <= mark => State::Applied,
                 _ => State::Pending,
             };
-            let (state, stored) = plan.judge(m, state, None, mark, policy);
-            plan.entries.push(Entry {
-                index,
-                state,
-                stored,
-            });
+            plan.add_unchecked(index, m, state, mark, policy);
         }
         (plan, None)
     }
