@@ -246,9 +246,10 @@ impl Config {
                     "prisma" => Ok(Some(crate::migrate::Layout::Prisma)),
                     "golang-migrate" => Ok(Some(crate::migrate::Layout::GolangMigrate)),
                     "dbmate" => Ok(Some(crate::migrate::Layout::Dbmate)),
+                    "sqlx" => Ok(Some(crate::migrate::Layout::Sqlx)),
                     "numbered" => Ok(Some(crate::migrate::Layout::Numbered)),
                     _ => Err(
-                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate, dbmate or numbered"
+                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate, dbmate, sqlx or numbered"
                             .into(),
                     ),
                 })?,

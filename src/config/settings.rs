@@ -48,7 +48,7 @@ const fn switch(key: &'static str, help: &'static str) -> Setting {
 pub const SETTINGS: &[Setting] = &[
     s("database_url", None, "see below", "URL", "Connection URL [env: DB_INIT_DATABASE_URL, DIRECT_URL, DATABASE_URL, their _FILE forms, PG*]"),
     s("migrations", Some("./migrations"), "./migrations", "DIR", "Migrations folder"),
-    s("layout", Some("auto"), "auto", "LAYOUT", "The migrations folder's layout (format): `auto` (detected), `drizzle`, `drizzle-v1`, `prisma`, `golang-migrate`, `dbmate` or `numbered`"),
+    s("layout", Some("auto"), "auto", "LAYOUT", "The migrations folder's layout (format): `auto` (detected), `drizzle`, `drizzle-v1`, `prisma`, `golang-migrate`, `dbmate`, `sqlx` (named only: its file names are numbered files') or `numbered`"),
     s("seeds", Some("./seeds"), "./seeds", "DIR", "Seeds folder; absent folder = no seeds"),
     s("wait_timeout", Some("120s"), "120s", "DURATION", "Give up waiting for the database (exit 3)"),
     s("connect_timeout", Some("5s"), "5s", "DURATION", "Bound on one connection attempt"),

@@ -20,6 +20,8 @@ pub enum Layout {
     GolangMigrate,
     /// dbmate: `<digits>_<name>.sql` with `-- migrate:up` / `-- migrate:down` sections.
     Dbmate,
+    /// sqlx: `<version>_<description>.sql` (or `.up.sql`), named by the `layout` setting.
+    Sqlx,
     Numbered,
 }
 

@@ -10,21 +10,7 @@ use crate::harness::{write, TestDb};
 use crate::migrate::schema_dump;
 
 fn dbmate() -> PathBuf {
-    let out = Command::new(crate::harness::repo().join("scripts/peers/install.sh"))
-        .arg("dbmate")
-        .output()
-        .unwrap_or_else(|e| panic!("scripts/peers/install.sh: {e}"));
-    assert!(
-        out.status.success(),
-        "dbmate could not be installed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default(),
-    )
+    crate::harness::peer("dbmate")
 }
 
 fn folder(db: &TestDb) {

@@ -564,3 +564,23 @@ pub fn without_cargo_test_env(c: &mut Command) {
         }
     }
 }
+
+/// A peer tool at its exact version (`dbmate`, `sqlx-cli`), installed by
+/// scripts/peers/install.sh into the cache folder; fails the test when it cannot be installed.
+pub fn peer(tool: &str) -> PathBuf {
+    let out = Command::new(repo().join("scripts/peers/install.sh"))
+        .arg(tool)
+        .output()
+        .unwrap_or_else(|e| panic!("scripts/peers/install.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} could not be installed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+}

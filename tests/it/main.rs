@@ -26,6 +26,7 @@ mod rollback;
 mod round_trips;
 mod seed;
 mod signals;
+mod sqlx;
 mod tls;
 mod tls_docs;
 mod wait;

@@ -9,10 +9,9 @@ use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
 use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
-use crate::migrate::migration::{Migration, Split};
+use crate::migrate::migration::Migration;
 use crate::migrate::plan::{AppliedRow, Plan, Policy, State};
-use crate::migrate::read::Wanted;
-use crate::migrate::source::{sorted_files, Layout, Source};
+use crate::migrate::source::{Layout, Source};
 use crate::migrate::{MigrateError, Problem};
 use crate::pg::quote::quote_ident;
 
@@ -48,27 +47,9 @@ impl Format for GolangMigrate {
         folder: Folder,
         _settings: &MigrateSettings,
     ) -> Result<(), MigrateError> {
-        let mut wanted: Vec<Wanted> = Vec::new();
-        for name in sorted_files(&folder.dir)? {
-            let Some((version, description)) = parse_up(&name) else {
-                continue;
-            };
-            if let Some(other) = wanted.iter().find(|w| w.version == version) {
-                source.problems.push(Problem::Duplicate {
-                    version: version.to_string(),
-                    file: format!("{} and {name}", other.file),
-                });
-                continue;
-            }
-            wanted.push(Wanted {
-                version,
-                name: description.to_string(),
-                file: name.clone(),
-                split: Split::Statements,
-            });
-        }
-        wanted.sort_by_key(|w| w.version);
-        super::read_into(source, &folder.dir, wanted)
+        super::load_versioned(source, &folder.dir, |f| {
+            parse_up(f).map(|(v, n)| (v, n.to_string()))
+        })
     }
 
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {

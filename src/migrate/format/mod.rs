@@ -11,6 +11,7 @@ mod drizzle_v1;
 mod golang_migrate;
 mod numbered;
 mod prisma;
+mod sqlx;
 
 pub use numbered::parse_numbered;
 
@@ -145,6 +146,36 @@ fn read_into(
     Ok(())
 }
 
+/// The files of the folder that `parse` names (version, name), in version order, each read
+/// into `source`; two files of one version are a problem. For formats of one file per version.
+fn load_versioned(
+    source: &mut Source,
+    dir: &Path,
+    parse: impl Fn(&str) -> Option<(i64, String)>,
+) -> Result<(), MigrateError> {
+    let mut wanted: Vec<super::read::Wanted> = Vec::new();
+    for file in super::source::sorted_files(dir)? {
+        let Some((version, name)) = parse(&file) else {
+            continue;
+        };
+        if let Some(other) = wanted.iter().find(|w| w.version == version) {
+            source.problems.push(super::Problem::Duplicate {
+                version: version.to_string(),
+                file: format!("{} and {file}", other.file),
+            });
+            continue;
+        }
+        wanted.push(super::read::Wanted {
+            version,
+            name,
+            file,
+            split: super::migration::Split::Statements,
+        });
+    }
+    wanted.sort_by_key(|w| w.version);
+    read_into(source, dir, wanted)
+}
+
 /// The schema a tool without its own setting keeps its table in: the URL's `schema=` (the
 /// session's search path), else public.
 fn search_path_schema(settings: &MigrateSettings) -> String {
@@ -165,6 +196,8 @@ const FORMATS: &[&dyn Format] = &[
     &golang_migrate::GolangMigrate,
     // Before numbered files, whose names dbmate's share; its sections tell them apart.
     &dbmate::Dbmate,
+    // Never claims a folder: only the `layout` setting names it.
+    &sqlx::Sqlx,
     &numbered::Numbered,
 ];
 
@@ -211,6 +244,7 @@ mod tests {
             Layout::Prisma,
             Layout::GolangMigrate,
             Layout::Dbmate,
+            Layout::Sqlx,
             Layout::Numbered,
         ] {
             assert_eq!(of(layout).layout(), layout);
