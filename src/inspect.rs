@@ -132,12 +132,7 @@ async fn seed_problems(
     for sql in seeds.iter().filter(|s| s.is_sql()) {
         changed.extend(crate::lint::changed_tables_of_sql(&sql.text));
     }
-    let changes = |table: &str| {
-        let (schema, name) = table.rsplit_once('.').unwrap_or(("", table));
-        changed.iter().any(|t| {
-            t.name == name && (t.schema == schema || t.schema.is_empty() || schema.is_empty())
-        })
-    };
+    let changes = |table: &str| crate::lint::names_one_of(&changed, table);
     let checked = seed::validate::check(session, &seeds, changes).await?;
     for (file, table) in &checked.after_migrations {
         info!("seed {file}: not checked against the catalog, a pending migration or a SQL seed creates or alters {table}");

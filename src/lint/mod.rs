@@ -104,3 +104,16 @@ pub fn changed_tables_of_sql(text: &str) -> Vec<rules::Table> {
     }
     out
 }
+
+/// Whether `written` (`table` or `schema.table`, as a seed names it) is one of `tables`, by
+/// the rule the analysis uses for tables created earlier in the run (an unqualified name is
+/// the search path's).
+pub fn names_one_of(tables: &[rules::Table], written: &str) -> bool {
+    let (schema, name) = written.rsplit_once('.').unwrap_or(("", written));
+    let t = rules::Table {
+        schema: schema.to_string(),
+        name: name.to_string(),
+    };
+    let set: std::collections::HashSet<rules::Table> = tables.iter().cloned().collect();
+    catalog::is_created(&set, &t)
+}

@@ -40,19 +40,28 @@ pub struct Folder {
 
 impl Folder {
     pub fn read(dir: &Path) -> Result<Folder, MigrateError> {
-        // One listing of the names for the markers that are file names.
-        let names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(super::source::io(dir))?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        Ok(Folder {
+        let mut folder = Folder {
             dir: dir.to_path_buf(),
             v1_folders: super::layout_v1::folders(dir)?,
             journal: dir.join("meta").join("_journal.json").exists(),
-            up_files: names.iter().any(|n| golang_migrate::parse_up(n).is_some()),
-            dbmate: first_dbmate_file(dir, &names)?,
-        })
+            up_files: false,
+            dbmate: false,
+        };
+        // The markers that are file names are looked for only where no format asked earlier
+        // claims the folder: a Drizzle start pays no second listing and no file read.
+        let claimed = folder.journal
+            || !folder.v1_folders.is_empty()
+            || dir.join(prisma::LOCK_FILE).is_file();
+        if !claimed {
+            let names: Vec<String> = std::fs::read_dir(dir)
+                .map_err(super::source::io(dir))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            folder.up_files = names.iter().any(|n| golang_migrate::parse_up(n).is_some());
+            folder.dbmate = first_dbmate_file(dir, &names)?;
+        }
+        Ok(folder)
     }
 }
 
