@@ -143,10 +143,10 @@ pub async fn run_on(
                 // Refused: the lock was released where it could be, nothing was done.
                 pooler::after_take(session, key, b).await?;
             }
-            let tool = inputs
-                .source
-                .as_ref()
-                .and_then(|s| migrate::format::of(s.layout).tool_lock_key());
+            let tool = match &inputs.source {
+                Some(source) => tool_lock_key(session, cfg, source).await?,
+                None => None,
+            };
             let result = match tool {
                 Some(tool) => match lock::hold_also(session, &mut wait, tool).await {
                     Ok(()) => {
@@ -168,6 +168,45 @@ pub async fn run_on(
         }
         wait.next(session, seen).await?;
     }
+}
+
+/// The key of the folder's tool's own advisory lock, computed as the tool computes it (from
+/// the database's name and its history table's, where it keys on them).
+async fn tool_lock_key(
+    session: &Session,
+    cfg: &Config,
+    source: &migrate::Source,
+) -> Result<Option<i64>, Error> {
+    let Some(lock) = migrate::format::of(source.layout).tool_lock() else {
+        return Ok(None);
+    };
+    let history = migrate::history::History::new(source.layout, &cfg.migrate);
+    let (schema, table) = history.names();
+    let database = match lock {
+        migrate::format::ToolLock::Fixed(_) => String::new(),
+        migrate::format::ToolLock::Named(_) => {
+            let asked = crate::pg::first_text(session, "SELECT current_database()");
+            match tokio::time::timeout(lock::LISTEN_BOUND, asked).await {
+                Ok(Ok(name)) => name.unwrap_or_default(),
+                Ok(Err(e)) => {
+                    return Err(LockError::Database {
+                        key: cfg.lock.key,
+                        source: crate::pg::PgError::new("reading the database's name", e),
+                    }
+                    .into())
+                }
+                Err(_) => {
+                    return Err(LockError::Unanswered {
+                        key: cfg.lock.key,
+                        what: "SELECT current_database()",
+                        waited: lock::LISTEN_BOUND,
+                    }
+                    .into())
+                }
+            }
+        }
+    };
+    Ok(Some(lock.key(&database, schema, table)))
 }
 
 /// Ends the shared try's transaction before a second connection looks at the server process

@@ -42,7 +42,12 @@ pub async fn wait(cfg: &Config, cell: &OnceCell<Session>, seeded: bool) -> Resul
             .plan
             .problems
             .iter()
-            .filter(|p| !matches!(p, Problem::OutOfOrder { .. }))
+            .filter(|p| {
+                !matches!(
+                    p,
+                    Problem::OutOfOrder { .. } | Problem::OutOfOrderVersion { .. }
+                )
+            })
             .cloned()
             .collect();
         MigrateError::validation(fatal)?;

@@ -95,6 +95,10 @@ pub struct MigrateSettings {
     pub in_transaction: Vec<String>,
     pub drizzle_schema: String,
     pub drizzle_table: String,
+    /// `history.schema` / `history.table`: another tool's table where it is not the tool's
+    /// default (each format's own default when `None`).
+    pub history_schema: Option<String>,
+    pub history_table: Option<String>,
     /// The URL's `schema=` (Prisma's), where Prisma keeps `_prisma_migrations`.
     pub url_schema: Option<String>,
     /// `layout` (the format): `None` detects it from the folder.
@@ -238,6 +242,8 @@ impl Config {
                 in_transaction: layers.parse("in_transaction", value::parse_list)?,
                 drizzle_schema: layers.parse("drizzle.schema", value::parse_identifier)?,
                 drizzle_table: layers.parse("drizzle.table", value::parse_identifier)?,
+                history_schema: layers.parse("history.schema", value::parse_optional_identifier)?,
+                history_table: layers.parse("history.table", value::parse_optional_identifier)?,
                 url_schema,
                 format: layers.parse("layout", |s| match s {
                     "auto" => Ok(None),
@@ -247,9 +253,11 @@ impl Config {
                     "golang-migrate" => Ok(Some(crate::migrate::Layout::GolangMigrate)),
                     "dbmate" => Ok(Some(crate::migrate::Layout::Dbmate)),
                     "sqlx" => Ok(Some(crate::migrate::Layout::Sqlx)),
+                    "flyway" => Ok(Some(crate::migrate::Layout::Flyway)),
+                    "goose" => Ok(Some(crate::migrate::Layout::Goose)),
                     "numbered" => Ok(Some(crate::migrate::Layout::Numbered)),
                     _ => Err(
-                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate, dbmate, sqlx or numbered"
+                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate, dbmate, sqlx, flyway, goose or numbered"
                             .into(),
                     ),
                 })?,

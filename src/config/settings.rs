@@ -48,7 +48,7 @@ const fn switch(key: &'static str, help: &'static str) -> Setting {
 pub const SETTINGS: &[Setting] = &[
     s("database_url", None, "see below", "URL", "Connection URL [env: DB_INIT_DATABASE_URL, DIRECT_URL, DATABASE_URL, their _FILE forms, PG*]"),
     s("migrations", Some("./migrations"), "./migrations", "DIR", "Migrations folder"),
-    s("layout", Some("auto"), "auto", "LAYOUT", "The migrations folder's layout (format): `auto` (detected), `drizzle`, `drizzle-v1`, `prisma`, `golang-migrate`, `dbmate`, `sqlx` (named only: its file names are numbered files') or `numbered`"),
+    s("layout", Some("auto"), "auto", "LAYOUT", "The migrations folder's layout (format): `auto` (detected), `drizzle`, `drizzle-v1`, `prisma`, `golang-migrate`, `dbmate`, `sqlx` (named only: its file names are numbered files'), `flyway`, `goose` or `numbered`"),
     s("seeds", Some("./seeds"), "./seeds", "DIR", "Seeds folder; absent folder = no seeds"),
     s("wait_timeout", Some("120s"), "120s", "DURATION", "Give up waiting for the database (exit 3)"),
     s("connect_timeout", Some("5s"), "5s", "DURATION", "Bound on one connection attempt"),
@@ -75,6 +75,8 @@ pub const SETTINGS: &[Setting] = &[
     s("seed_command_timeout", Some("10m"), "10m", "DURATION", "Bound on one command seed (an executable *.sh of the seeds folder); at expiry its process group is killed and the seed fails"),
     s("drizzle.schema", Some("drizzle"), "drizzle", "NAME", "Schema of Drizzle's history table"),
     s("drizzle.table", Some("__drizzle_migrations"), "__drizzle_migrations", "NAME", "Name of Drizzle's history table"),
+    s("history.schema", None, "the tool's", "NAME", "Schema of another tool's history table (Flyway `defaultSchema`, golang-migrate `x-migrations-table`'s schema); default: the tool's own, the search path's first"),
+    s("history.table", None, "the tool's", "NAME", "Name of another tool's history table (golang-migrate `x-migrations-table`, goose `-table`, Flyway `table`, dbmate `--migrations-table`); default: the tool's own"),
     s("application_name", Some("db-init"), "db-init", "NAME", "Shown in pg_stat_activity"),
     s("sslmode", None, "from the URL / PGSSLMODE, else prefer", "MODE", "disable, prefer, require, verify-ca, verify-full"),
     s("sslrootcert", None, "", "FILE", "CA certificate file for verify-ca / verify-full"),

@@ -97,6 +97,14 @@ pub fn parse_identifier(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// An identifier that may be left unset (empty: `None`).
+pub fn parse_optional_identifier(s: &str) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse_identifier(s).map(Some)
+}
+
 pub enum YamlError {
     Syntax(String),
     UnknownKey(String),

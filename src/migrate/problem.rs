@@ -24,6 +24,12 @@ pub enum Problem {
         file: String,
         newest_applied: i64,
     },
+    /// A pending version below the newest applied, refused as the tool itself refuses it.
+    OutOfOrderVersion {
+        file: String,
+        tool: &'static str,
+        newest_applied: String,
+    },
     NoFileForEntry {
         tag: String,
         file: String,
@@ -161,6 +167,12 @@ impl fmt::Display for Problem {
                  Drizzle would skip it silently. Regenerate it after the newest one, or set \
                  out_of_order: allow to apply it"
             ),
+            Problem::OutOfOrderVersion { file, tool, newest_applied } => write!(
+                f,
+                "{file}: pending but older than the newest applied version ({newest_applied}); {tool} \
+                 refuses it too. Give it a version after the newest one, or set out_of_order: allow \
+                 to apply it"
+            ),
             Problem::NoFileForEntry { tag, file } => {
                 write!(f, "journal entry {tag} has no file {file}")
             }
@@ -273,8 +285,8 @@ impl fmt::Display for Problem {
             ),
             Problem::Unfinished { migration, tool, fix } => write!(
                 f,
-                "{migration}: {tool} started this migration and never finished it (a failed run: its \
-                 row has no finished_at); {tool} refuses to apply anything until it is resolved, and so \
+                "{migration}: {tool} started this migration and never finished it (its history row \
+                 says it failed); {tool} refuses to apply anything until it is resolved, and so \
                  does db-init: {fix}"
             ),
             Problem::Seed { file, message } => write!(

@@ -22,6 +22,10 @@ pub enum Layout {
     Dbmate,
     /// sqlx: `<version>_<description>.sql` (or `.up.sql`), named by the `layout` setting.
     Sqlx,
+    /// Flyway: `V<version>__<description>.sql` and `R__<description>.sql` repeatables.
+    Flyway,
+    /// goose: `<version>_<name>.sql` with `-- +goose Up` / `-- +goose Down` sections.
+    Goose,
     Numbered,
 }
 

@@ -89,7 +89,7 @@ impl Format for Dbmate {
 
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
         // dbmate's table lives in the first schema of the search path.
-        (super::search_path_schema(settings), TABLE.into())
+        super::tool_table(settings, TABLE)
     }
 
     fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {

@@ -55,7 +55,7 @@ impl Format for GolangMigrate {
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
         // golang-migrate's default schema is the first of the search path: public, unless
         // the URL says otherwise.
-        (super::search_path_schema(settings), TABLE.into())
+        super::tool_table(settings, TABLE)
     }
 
     fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {

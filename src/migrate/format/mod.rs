@@ -8,7 +8,10 @@
 mod dbmate;
 mod drizzle;
 mod drizzle_v1;
+mod flyway;
+mod flyway_rules;
 mod golang_migrate;
+mod goose;
 mod numbered;
 mod prisma;
 mod sqlx;
@@ -36,6 +39,10 @@ pub struct Folder {
     pub up_files: bool,
     /// The first `<digits>...sql` file has a `-- migrate:up` section (dbmate).
     pub dbmate: bool,
+    /// The first `<digits>...sql` file has a `-- +goose Up` annotation (goose).
+    pub goose: bool,
+    /// A `V<version>__<description>.sql` or `R__<description>.sql` file (Flyway).
+    pub flyway: bool,
 }
 
 impl Folder {
@@ -46,6 +53,8 @@ impl Folder {
             journal: dir.join("meta").join("_journal.json").exists(),
             up_files: false,
             dbmate: false,
+            goose: false,
+            flyway: false,
         };
         // The markers that are file names are looked for only where no format asked earlier
         // claims the folder: a Drizzle start pays no second listing and no file read.
@@ -59,28 +68,49 @@ impl Folder {
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
             folder.up_files = names.iter().any(|n| golang_migrate::parse_up(n).is_some());
-            folder.dbmate = first_dbmate_file(dir, &names)?;
+            folder.flyway = names.iter().any(|n| flyway::parse_name(n).is_some());
+            let first = first_text(dir, &names)?;
+            folder.dbmate = first.as_deref().is_some_and(dbmate::is_dbmate);
+            folder.goose = first.as_deref().is_some_and(goose::is_goose);
         }
         Ok(folder)
     }
 }
 
-/// Whether the first file of the folder that dbmate would read is one of dbmate's (one file is
-/// read, whatever the folder's size).
-fn first_dbmate_file(dir: &Path, names: &[String]) -> Result<bool, MigrateError> {
+/// The text of the first `<digits>...sql` file of the folder, which tells dbmate's and goose's
+/// files from numbered ones (one file is read, whatever the folder's size).
+fn first_text(dir: &Path, names: &[String]) -> Result<Option<String>, MigrateError> {
     let first = names
         .iter()
         .filter(|n| dbmate::version_of(n).is_some() && !n.ends_with(".down.sql"))
         .min();
     let Some(name) = first else {
-        return Ok(false);
+        return Ok(None);
     };
     let path = dir.join(name);
     if !path.is_file() {
-        return Ok(false);
+        return Ok(None);
     }
     let bytes = std::fs::read(&path).map_err(super::source::io(&path))?;
-    Ok(dbmate::is_dbmate(&String::from_utf8_lossy(&bytes)))
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// How a tool keys its advisory lock.
+#[derive(Debug, Clone, Copy)]
+pub enum ToolLock {
+    /// One key for every database (Prisma's).
+    Fixed(i64),
+    /// Computed from the database's name and the history table's schema and name.
+    Named(fn(&str, &str, &str) -> i64),
+}
+
+impl ToolLock {
+    pub fn key(self, database: &str, schema: &str, table: &str) -> i64 {
+        match self {
+            ToolLock::Fixed(key) => key,
+            ToolLock::Named(f) => f(database, schema, table),
+        }
+    }
 }
 
 /// One migration tool's folder and history table.
@@ -118,7 +148,7 @@ pub trait Format: Sync {
     fn default_out_of_order(&self) -> OutOfOrder;
     /// The tool's own advisory lock, which db-init also holds while it migrates, so that the
     /// tool's migrator and db-init never run at once in a mixed rollout.
-    fn tool_lock_key(&self) -> Option<i64> {
+    fn tool_lock(&self) -> Option<ToolLock> {
         None
     }
     /// Whether a history row whose version no file has still matches a pending file by its
@@ -185,6 +215,21 @@ fn load_versioned(
     read_into(source, dir, wanted)
 }
 
+/// Another tool's table: `history.schema` / `history.table` where set, else the search path's
+/// first schema and the tool's own name.
+fn tool_table(settings: &MigrateSettings, table: &str) -> (String, String) {
+    (
+        settings
+            .history_schema
+            .clone()
+            .unwrap_or_else(|| search_path_schema(settings)),
+        settings
+            .history_table
+            .clone()
+            .unwrap_or_else(|| table.to_string()),
+    )
+}
+
 /// The schema a tool without its own setting keeps its table in: the URL's `schema=` (the
 /// session's search path), else public.
 fn search_path_schema(settings: &MigrateSettings) -> String {
@@ -205,6 +250,10 @@ const FORMATS: &[&dyn Format] = &[
     &golang_migrate::GolangMigrate,
     // Before numbered files, whose names dbmate's share; its sections tell them apart.
     &dbmate::Dbmate,
+    // As dbmate: its annotations tell its files from numbered ones.
+    &goose::Goose,
+    // `V1__` names are no other tool's.
+    &flyway::Flyway,
     // Never claims a folder: only the `layout` setting names it.
     &sqlx::Sqlx,
     &numbered::Numbered,
@@ -254,6 +303,8 @@ mod tests {
             Layout::GolangMigrate,
             Layout::Dbmate,
             Layout::Sqlx,
+            Layout::Flyway,
+            Layout::Goose,
             Layout::Numbered,
         ] {
             assert_eq!(of(layout).layout(), layout);
@@ -268,6 +319,8 @@ mod tests {
             journal,
             up_files: false,
             dbmate: false,
+            goose: false,
+            flyway: false,
         };
         let v1 = ["20250101120000_init"];
         assert_eq!(detect(&folder(&[], true)).layout(), Layout::Drizzle);

@@ -24,7 +24,7 @@ const TABLE: &str = "_prisma_migrations";
 /// (nor rolled back); a finished row has none (its folder name holds its timestamp).
 const UNFINISHED: i64 = -1;
 /// The same, while Prisma holds its lock: a `prisma migrate deploy` at work right now, which
-/// db-init waits for (under Prisma's lock, see [`Format::tool_lock_key`]) instead of refusing.
+/// db-init waits for (under Prisma's lock, see [`Format::tool_lock`]) instead of refusing.
 const IN_PROGRESS: i64 = -2;
 /// Prisma Migrate's advisory lock (prisma-engines' postgres flavour).
 const PRISMA_LOCK: i64 = 72707369;
@@ -133,9 +133,9 @@ impl Format for Prisma {
         ("checksum", "migration_name", quote_literal(&m.name))
     }
 
-    fn tool_lock_key(&self) -> Option<i64> {
+    fn tool_lock(&self) -> Option<super::ToolLock> {
         // prisma-engines' postgres flavour: `SELECT pg_advisory_lock(72707369)`.
-        Some(PRISMA_LOCK)
+        Some(super::ToolLock::Fixed(PRISMA_LOCK))
     }
 
     fn default_out_of_order(&self) -> OutOfOrder {

@@ -73,7 +73,7 @@ impl Format for Sqlx {
     }
 
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
-        (super::search_path_schema(settings), TABLE.into())
+        super::tool_table(settings, TABLE)
     }
 
     fn create_sql(&self, schema: &str, _table: &str, qualified: &str) -> String {

@@ -1,0 +1,1 @@
+//! Flyway folders (issue 21).

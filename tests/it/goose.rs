@@ -1,0 +1,1 @@
+//! goose folders (issue 21).
