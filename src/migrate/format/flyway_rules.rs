@@ -221,6 +221,9 @@ mod tests {
     fn checksums_as_the_jdk_computes_them() {
         // From scripts/flyway/Expected.java (java.util.zip.CRC32 over readLine's lines).
         let lf = "CREATE TABLE users (id int);\n";
+        assert_eq!(checksum(lf), 336540139);
+        assert_eq!(checksum("\u{feff}CREATE TABLE users (id int);\r\n"), 336540139);
+        assert_eq!(checksum("a\n\u{feff}b"), -444179588);
         assert_eq!(checksum(lf), checksum("CREATE TABLE users (id int);"));
         assert_eq!(checksum(lf), checksum("CREATE TABLE users (id int);\r\n"));
         assert_eq!(
@@ -230,6 +233,13 @@ mod tests {
         assert_ne!(checksum("a\nb"), checksum("a\n\u{feff}b"));
         assert_eq!(checksum("a\n\nb\r\n"), checksum("ab"));
         assert_eq!(checksum(""), 0);
+    }
+
+    #[test]
+    fn the_lock_key_as_the_jdk_computes_it() {
+        // `java scripts/flyway/Expected.java --lock-key <schema> <table>`.
+        assert_eq!(lock_key("app", "public", "flyway_schema_history"), 77433833903597);
+        assert_eq!(lock_key("app", "My\"S", "tbl"), 77429660380270);
     }
 
     #[test]
