@@ -125,13 +125,7 @@ fn a_flyway_folder_is_applied_with_flyways_table_and_the_jdks_checksums() {
         "{}",
         again.stderr
     );
-    let status = db.run(&[
-        "status",
-        "--migrations",
-        "db/migration",
-        "--format",
-        "json",
-    ]);
+    let status = db.run(&["status", "--migrations", "db/migration", "--format", "json"]);
     status.expect(0);
     assert!(
         status.stdout.contains("\"layout\": \"flyway\""),
@@ -252,9 +246,7 @@ fn flyways_own_lock_is_waited_for_and_held() {
     crate::harness::wait_until(
         "the holder to end",
         std::time::Duration::from_secs(30),
-        || {
-            db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "0"
-        },
+        || db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "0",
     );
     db.run(&["run", "--migrations", "db/migration"]).expect(0);
 }
@@ -269,8 +261,15 @@ fn the_expected_rows_are_the_jdks() {
         .arg(fixture())
         .output()
         .unwrap_or_else(|e| panic!("java: {e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), tsv(&expected()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        tsv(&expected())
+    );
     let key = std::process::Command::new("java")
         .arg(repo().join("scripts/flyway/Expected.java"))
         .args(["--lock-key", "public", "flyway_schema_history"])

@@ -118,3 +118,41 @@ fn golang_migrates_own_rows_are_honoured_and_a_dirty_one_stops_the_run() {
         .unwrap_or_else(|e| panic!("{e}"));
     db.run(&["run", "--migrations", "db/migrations"]).expect(7);
 }
+
+/// golang-migrate's lock key for `db`, computed outside db-init (Python's zlib): the CRC32 of
+/// "schema\0table\0database" times golang-migrate's salt, in 32 bits (GenerateAdvisoryLockId).
+fn golang_migrate_key(db: &TestDb) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zlib; print((zlib.crc32(('public\\0schema_migrations\\0' + sys.argv[1]).encode()) * 1486364155) & 0xffffffff)",
+            &db.name,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A mixed rollout: golang-migrate at work (its lock held) makes db-init wait, not race.
+#[test]
+fn golang_migrates_own_lock_is_waited_for() {
+    let db = TestDb::new("gm_lock");
+    folder(&db);
+    let key = golang_migrate_key(&db);
+    let mut migrate = crate::harness::hold_advisory_lock(&db.name, &key, "migrate");
+    let run = db.run(&[
+        "run",
+        "--migrations",
+        "db/migrations",
+        "--lock-timeout",
+        "2s",
+    ]);
+    let _ = migrate.kill();
+    let _ = migrate.wait();
+    run.expect(5);
+    assert!(run.stderr.contains(&key), "{}", run.stderr);
+    assert_eq!(
+        db.sql("SELECT to_regclass('public.schema_migrations') IS NULL"),
+        "t"
+    );
+}

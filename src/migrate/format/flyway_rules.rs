@@ -222,7 +222,10 @@ mod tests {
         // From scripts/flyway/Expected.java (java.util.zip.CRC32 over readLine's lines).
         let lf = "CREATE TABLE users (id int);\n";
         assert_eq!(checksum(lf), 336540139);
-        assert_eq!(checksum("\u{feff}CREATE TABLE users (id int);\r\n"), 336540139);
+        assert_eq!(
+            checksum("\u{feff}CREATE TABLE users (id int);\r\n"),
+            336540139
+        );
         assert_eq!(checksum("a\n\u{feff}b"), -444179588);
         assert_eq!(checksum(lf), checksum("CREATE TABLE users (id int);"));
         assert_eq!(checksum(lf), checksum("CREATE TABLE users (id int);\r\n"));
@@ -238,7 +241,10 @@ mod tests {
     #[test]
     fn the_lock_key_as_the_jdk_computes_it() {
         // `java scripts/flyway/Expected.java --lock-key <schema> <table>`.
-        assert_eq!(lock_key("app", "public", "flyway_schema_history"), 77433833903597);
+        assert_eq!(
+            lock_key("app", "public", "flyway_schema_history"),
+            77433833903597
+        );
         assert_eq!(lock_key("app", "My\"S", "tbl"), 77429660380270);
     }
 

@@ -32,6 +32,14 @@ pub fn parse_up(file: &str) -> Option<(i64, &str)> {
     Some((digits.parse().ok()?, name))
 }
 
+/// golang-migrate's `database.GenerateAdvisoryLockId(database, schema, table)`: the CRC32 of
+/// the names joined by NUL (schema, table, then database) times its salt, in 32 bits.
+pub fn lock_key(database: &str, schema: &str, table: &str) -> i64 {
+    const SALT: u32 = 1486364155;
+    let joined = format!("{schema}\0{table}\0{database}");
+    i64::from(crc32fast::hash(joined.as_bytes()).wrapping_mul(SALT))
+}
+
 impl Format for GolangMigrate {
     fn layout(&self) -> Layout {
         Layout::GolangMigrate
@@ -95,6 +103,10 @@ impl Format for GolangMigrate {
         ("dirty", "version", m.version.to_string())
     }
 
+    fn tool_lock(&self) -> Option<super::ToolLock> {
+        Some(super::ToolLock::Named(lock_key))
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // golang-migrate never applies a file older than its high-water mark.
         OutOfOrder::Error
@@ -152,6 +164,16 @@ impl Format for GolangMigrate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_key_as_golang_migrate_computes_it() {
+        // Python's zlib.crc32 of "public\0schema_migrations\0app", times the salt, mod 2^32.
+        assert_eq!(lock_key("app", "public", "schema_migrations"), 1787120056);
+        assert_eq!(
+            lock_key("gm_lock_test", "public", "schema_migrations"),
+            3716853934
+        );
+    }
 
     #[test]
     fn up_files_by_golang_migrates_pattern() {

@@ -41,6 +41,11 @@ fn sha384_hex(text: &str) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// sqlx-postgres' `generate_lock_id(current_database())`: `0x3d32ad9e * crc32(name)`.
+pub fn lock_key(database: &str, _schema: &str, _table: &str) -> i64 {
+    0x3d32ad9e * i64::from(crc32fast::hash(database.as_bytes()))
+}
+
 impl Format for Sqlx {
     fn layout(&self) -> Layout {
         Layout::Sqlx
@@ -128,6 +133,10 @@ impl Format for Sqlx {
         OutOfOrder::Error
     }
 
+    fn tool_lock(&self) -> Option<super::ToolLock> {
+        Some(super::ToolLock::Named(lock_key))
+    }
+
     fn plan(
         &self,
         migrations: &[Migration],
@@ -155,6 +164,12 @@ impl Format for Sqlx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_key_as_sqlx_computes_it() {
+        // 0x3d32ad9e * Python's zlib.crc32(b"app").
+        assert_eq!(lock_key("app", "", ""), 3469795979745788610);
+    }
 
     #[test]
     fn names_as_sqlx_reads_them() {
