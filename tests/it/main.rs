@@ -24,6 +24,7 @@ mod passwords;
 mod patterns;
 mod pgbouncer;
 mod prisma;
+mod real_folders;
 mod rollback;
 mod round_trips;
 mod seed;
