@@ -19,6 +19,7 @@ use crate::{job, report, seed};
 async fn assessed(cfg: &Config, cell: &OnceCell<Session>) -> Result<(Source, Assessment), Error> {
     let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
     let session = connect(cfg, cell).await?;
+    let source = migrate::format::redetect(session, &cfg.migrate, source).await?;
     let assessment = migrate::assess(session, &cfg.migrate, &source).await?;
     Ok((source, assessment))
 }

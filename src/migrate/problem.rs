@@ -270,8 +270,9 @@ impl fmt::Display for Problem {
             Problem::Validate { warning } => write!(f, "{warning}"),
             Problem::AmbiguousFormat { candidates } => write!(
                 f,
-                "the migrations folder holds the marker files of {}: set `layout` to the one whose \
-                 history this database keeps (db-init does not guess whose history table to write)",
+                "the migrations folder fits {} (by its marker files, or by the history tables this \
+                 database has): set `layout` to the one whose history this database keeps (db-init \
+                 does not guess whose history table to write)",
                 candidates
                     .iter()
                     .map(|l| format!("{}", serde_json::json!(l)).trim_matches('"').to_string())

@@ -299,7 +299,7 @@ fn a_folder_with_two_tools_markers_needs_the_layout_setting() {
     run.expect(7);
     assert!(
         run.stdout
-            .contains("holds the marker files of drizzle and prisma: set `layout`"),
+            .contains("fits drizzle and prisma (by its marker files"),
         "{}",
         run.stdout
     );

@@ -122,3 +122,47 @@ fn sqlx_waits_for_db_init_on_sqlxs_own_lock() {
     assert!(!said.contains("Applied"), "sqlx applied it too: {said}");
     assert_eq!(db.sql("SELECT count(*) FROM _sqlx_migrations"), "1");
 }
+
+/// A numbered folder is also sqlx's: without the `layout` setting, a database that has
+/// sqlx's table (and not db-init's) is read as sqlx's; one that has both is exit 7.
+#[test]
+fn an_existing_sqlx_table_names_the_format() {
+    let db = TestDb::new("sqlx_detect");
+    let dir = db.work.join("migrations");
+    write(&dir, "1_users.sql", "CREATE TABLE users (id int);\n");
+    db.run(&["run", "--layout", "sqlx"]).expect(0);
+    write(&dir, "2_posts.sql", "CREATE TABLE posts (id int);\n");
+    let status = db.run(&["status", "--format", "json"]);
+    status.expect(10);
+    assert!(
+        status.stdout.contains("\"layout\": \"sqlx\""),
+        "{}",
+        status.stdout
+    );
+    db.run(&["run"]).expect(0);
+    assert_eq!(
+        db.sql("SELECT string_agg(version || ' ' || description, ',' ORDER BY version) FROM _sqlx_migrations"),
+        "1 users,2 posts"
+    );
+    assert_eq!(
+        db.sql("SELECT to_regclass('db_init.schema_migrations') IS NULL"),
+        "t"
+    );
+    // A fresh database is db-init's own numbered layout.
+    let fresh = TestDb::new("sqlx_detect_fresh");
+    write(
+        &fresh.work.join("migrations"),
+        "1_users.sql",
+        "CREATE TABLE users (id int);\n",
+    );
+    fresh.run(&["run"]).expect(0);
+    assert_eq!(
+        fresh.sql("SELECT count(*) FROM db_init.schema_migrations"),
+        "1"
+    );
+    // Both tables: whose history to write is not guessed.
+    fresh.sql(&db.sql("SELECT 'CREATE TABLE _sqlx_migrations (version bigint)'"));
+    let both = fresh.run(&["run"]);
+    both.expect(7);
+    assert!(both.stderr.contains("numbered and sqlx"), "{}", both.stderr);
+}

@@ -5,6 +5,7 @@
 //! know no format; each format's particulars stay in its own file here. To add a format: a file
 //! implementing [`Format`], a [`Layout`] variant, and its place in [`FORMATS`].
 
+mod by_history;
 mod dbmate;
 mod drizzle;
 mod drizzle_v1;
@@ -16,6 +17,7 @@ mod numbered;
 mod prisma;
 mod sqlx;
 
+pub use by_history::redetect;
 pub use numbered::parse_numbered;
 
 use std::path::{Path, PathBuf};
