@@ -134,7 +134,7 @@ async fn dispatch(
             repair(cfg, session, &targets).await
         }
         Command::New { name } => {
-            let file = migrate::new::create(&cfg.migrate.dir, &name)?;
+            let file = migrate::new::create(&cfg.migrate.dir, &name, &cfg.migrate)?;
             print(&format!("{}\n", file.display()))
         }
     }

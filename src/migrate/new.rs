@@ -1,8 +1,13 @@
-//! `new NAME`: the next migration file of a numbered folder, named the way the folder already is.
+//! `new NAME`: the next migration file(s), named as the folder's tool names them and the way
+//! the folder already is (each format's [`Format::new_files`] says how).
+//!
+//! [`Format::new_files`]: super::format::Format::new_files
 
 use std::path::{Path, PathBuf};
 
-use super::MigrateError;
+use super::migration::Migration;
+use super::{MigrateError, Source};
+use crate::config::MigrateSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NewError {
@@ -12,17 +17,11 @@ pub enum NewError {
     Io(#[from] MigrateError),
 }
 
-/// Creates `<next version>_<name>.sql`, keeping the zero-padded width the folder already uses.
-pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NewError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| MigrateError::Io { path, source }
-    };
-    if dir.join("meta").join("_journal.json").exists() {
-        return Err(NewError::Usage(
-            "this is a Drizzle folder: create migrations with `drizzle-kit generate` (or `--custom`) so the journal stays right".into(),
-        ));
-    }
+/// Creates the next migration as the folder's tool names it (see [`Format::new_files`]):
+/// Drizzle 0.x is refused, drizzle-kit keeps its journal.
+///
+/// [`Format::new_files`]: super::format::Format::new_files
+pub fn create(dir: &Path, name: &str, settings: &MigrateSettings) -> Result<PathBuf, NewError> {
     let slug: String = name
         .chars()
         .map(|c| match c.is_ascii_alphanumeric() {
@@ -36,58 +35,89 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NewError> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let v1 = super::layout_v1::folders(dir)?;
-    if !v1.is_empty() {
-        return create_v1(dir, &slug, &v1);
-    }
-    let existing: Vec<(i64, usize)> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let file = e.file_name().to_string_lossy().into_owned();
-            let digits = file.split('_').next()?.len();
-            super::format::parse_numbered(&file).map(|(v, _)| (v, digits))
-        })
-        .collect();
-    let next = existing.iter().map(|(v, _)| *v).max().map_or(1, |v| v + 1);
-    let width = existing.iter().map(|(_, w)| *w).max().unwrap_or(4);
-    let file = dir.join(format!("{next:0width$}_{slug}.sql"));
-    let body = format!(
-        "-- {slug}\n-- Runs in one transaction with its history row; a migration holding CREATE INDEX\n\
-         -- CONCURRENTLY or its own BEGIN/COMMIT runs statement by statement outside one.\n\n"
-    );
-    std::fs::write(&file, body).map_err(io(&file))?;
-    Ok(file)
-}
-
-/// `<YYYYMMDDHHMMSS>_<name>/migration.sql` in UTC, at least one second after the newest folder,
-/// as `drizzle-kit generate --custom` names it.
-fn create_v1(dir: &Path, slug: &str, existing: &[String]) -> Result<PathBuf, NewError> {
+    let source = super::source::load(dir, settings)?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let newest = existing
+    let files = super::format::of(source.layout)
+        .new_files(&source, &slug, now_ms)
+        .map_err(NewError::Usage)?;
+    let mut first = None;
+    for (rel, body) in files {
+        let path = dir.join(&rel);
+        if path.exists() {
+            return Err(NewError::Usage(format!(
+                "{} already exists",
+                path.display()
+            )));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, body).map_err(io(&path))?;
+        first.get_or_insert(path);
+    }
+    first.ok_or_else(|| NewError::Usage("no file to create".into()))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError {
+    let path = path.to_path_buf();
+    move |source| MigrateError::Io { path, source }
+}
+
+/// The next version of a folder of `<digits>_...` files: its timestamps' style
+/// (`YYYYMMDDHHMMSS`, at least one second after the newest) or the next number, zero-padded to
+/// the width the folder already uses. An empty folder starts at `1` padded to `width`, or with a
+/// timestamp when `width` is `None` (the tool's default is a timestamp).
+pub fn next_version(source: &Source, now_ms: i64, width: Option<usize>) -> String {
+    let newest = source.migrations.iter().map(|m| m.version).max();
+    let digits = source
+        .migrations
         .iter()
-        .filter_map(|n| super::drizzle_v1::parse_folder_name(n).ok())
-        .map(|p| p.created_at_millis)
+        .map(|m| m.file.rsplit('/').next().unwrap_or(&m.file))
+        .map(|f| f.bytes().take_while(u8::is_ascii_digit).count())
         .max();
+    match (newest, digits) {
+        (Some(v), Some(14)) if v >= 19_700_101_000_000 => {
+            let at = now_ms.max(civil_millis(v) + 1000);
+            utc_stamp(at / 1000)
+        }
+        (Some(v), Some(w)) => format!("{:0w$}", v + 1),
+        _ => match width {
+            Some(width) => format!("{:0width$}", 1),
+            None => utc_stamp(now_ms / 1000),
+        },
+    }
+}
+
+/// The next timestamp folder name's stamp for a Drizzle v1 or Prisma folder, at least one
+/// second after the newest (`existing`: folder names).
+pub fn next_stamp(existing: &[Migration], now_ms: i64) -> String {
+    let newest = existing.iter().map(|m| m.version).max();
     let at = newest.map_or(now_ms, |n| now_ms.max(n + 1000));
-    let folder = dir.join(format!("{}_{slug}", utc_stamp(at / 1000)));
-    std::fs::create_dir_all(&folder).map_err(|source| MigrateError::Io {
-        path: folder.clone(),
-        source,
-    })?;
-    let file = folder.join("migration.sql");
-    let body = format!("-- {slug}\n-- Custom SQL migration file, put your code below! --\n");
-    std::fs::write(&file, body).map_err(|source| MigrateError::Io {
-        path: file.clone(),
-        source,
-    })?;
-    Ok(file)
+    utc_stamp(at / 1000)
+}
+
+/// Unix milliseconds of a `YYYYMMDDHHMMSS` number (the inverse of [`utc_stamp`]).
+fn civil_millis(stamp: i64) -> i64 {
+    let (y, mo, d) = (
+        stamp / 10_000_000_000,
+        stamp / 100_000_000 % 100,
+        stamp / 1_000_000 % 100,
+    );
+    let (h, mi, s) = (stamp / 10_000 % 100, stamp / 100 % 100, stamp % 100);
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 86_400) + h * 3600 + mi * 60 + s) * 1000
 }
 
 /// `YYYYMMDDHHMMSS` of a Unix time in UTC (Howard Hinnant's civil-from-days).
-fn utc_stamp(secs: i64) -> String {
+pub fn utc_stamp(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -108,6 +138,12 @@ fn utc_stamp(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stamps_read_back() {
+        assert_eq!(super::civil_millis(20261121090804), 1_795_252_084_000);
+        assert_eq!(super::civil_millis(19700101000000), 0);
+    }
+
     #[test]
     fn utc_stamps() {
         assert_eq!(super::utc_stamp(0), "19700101000000");

@@ -489,6 +489,89 @@ fn new_creates_the_next_numbered_file() {
     db.run(&["validate", "--offline"]).expect(0);
 }
 
+/// `new` names the next file as the folder's own tool would, and the folder still reads as
+/// that tool's afterwards.
+#[test]
+fn new_names_the_next_file_as_each_tool_does() {
+    let db = TestDb::new("new_formats");
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        (
+            "gm",
+            "000003_users.up.sql",
+            "SELECT 1;\n",
+            &["000004_add_posts.up.sql", "000004_add_posts.down.sql"],
+        ),
+        (
+            "dbmate",
+            "20240101120000_users.sql",
+            "-- migrate:up\nSELECT 1;\n-- migrate:down\n",
+            &["20240101120001_add_posts.sql"],
+        ),
+        (
+            "flyway",
+            "V2_1__users.sql",
+            "SELECT 1;\n",
+            &["V3__add_posts.sql"],
+        ),
+        (
+            "sqlx",
+            "20240101120000_users.sql",
+            "SELECT 1;\n",
+            &["20240101120001_add_posts.sql"],
+        ),
+        (
+            "prisma",
+            "migration_lock.toml",
+            "provider = \"postgresql\"\n",
+            &[],
+        ),
+    ];
+    for (folder, first, text, want) in cases {
+        let dir = db.work.join(folder);
+        write(&dir, first, text);
+        let mut args = vec!["new", "Add posts", "--migrations", folder];
+        if folder == "sqlx" {
+            args.extend(["--layout", "sqlx"]);
+        }
+        let run = db.run(&args);
+        run.expect(0);
+        for file in want {
+            // Timestamps are now or later: only the name's shape is fixed for them.
+            let found = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .flatten()
+                .any(|e| {
+                    e.file_name().to_string_lossy() == *file
+                        || (file.starts_with("2024")
+                            && e.file_name().to_string_lossy().ends_with(&file[14..])
+                            && e.file_name().to_string_lossy().as_ref() != first)
+                });
+            assert!(found, "{folder}: no {file}: {}", run.stdout);
+        }
+        let mut validate = vec!["validate", "--offline", "--migrations", folder];
+        if folder == "sqlx" {
+            validate.extend(["--layout", "sqlx"]);
+        }
+        db.run(&validate).expect(0);
+    }
+    let made: Vec<String> = std::fs::read_dir(db.work.join("prisma"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("_add_posts"))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let dbmate = std::fs::read_dir(db.work.join("dbmate"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("_add_posts.sql"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default());
+    assert_eq!(
+        dbmate.as_deref(),
+        Some("-- migrate:up\n\n\n-- migrate:down\n\n")
+    );
+}
+
 /// A psql session that holds a lock on table `busy` for 1.5 s; returns once the lock is held.
 fn hold_table_lock(db: &TestDb, application_name: &str) -> std::process::Child {
     let holder = Command::new(server().bin.join("psql"))

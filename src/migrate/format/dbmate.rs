@@ -126,6 +126,20 @@ impl Format for Dbmate {
         ("version", "version", quote_literal(&m.name))
     }
 
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // dbmate new's name and template.
+        let v = crate::migrate::new::next_version(source, now_ms, None);
+        Ok(vec![(
+            format!("{v}_{slug}.sql"),
+            "-- migrate:up\n\n\n-- migrate:down\n\n".into(),
+        )])
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // `dbmate up` applies every file it has no row for, whatever its version.
         OutOfOrder::Allow

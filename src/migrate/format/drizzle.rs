@@ -69,6 +69,15 @@ impl Format for Drizzle {
         ("hash", "created_at", m.version.to_string())
     }
 
+    fn new_files(
+        &self,
+        _source: &Source,
+        _slug: &str,
+        _now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        Err("this is a Drizzle folder: create migrations with `drizzle-kit generate` (or `--custom`) so the journal stays right".into())
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         OutOfOrder::Error
     }

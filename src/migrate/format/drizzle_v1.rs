@@ -69,6 +69,20 @@ impl Format for DrizzleV1 {
         ("hash", "name", crate::pg::quote::quote_literal(&m.name))
     }
 
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // As `drizzle-kit generate --custom` names and fills it.
+        let stamp = crate::migrate::new::next_stamp(&source.migrations, now_ms);
+        Ok(vec![(
+            format!("{stamp}_{slug}/migration.sql"),
+            format!("-- {slug}\n-- Custom SQL migration file, put your code below! --\n"),
+        )])
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // Drizzle v1 applies every folder it has no row for, whatever its timestamp.
         OutOfOrder::Allow

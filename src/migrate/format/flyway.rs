@@ -207,6 +207,26 @@ impl Format for Flyway {
         ("checksum", "version", quote_literal(&m.name))
     }
 
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        _now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // The next major version after the newest (`V3__x.sql` after `V2_1__y.sql`).
+        let newest = source
+            .migrations
+            .iter()
+            .filter_map(|m| parse_name(m.file.rsplit('/').next().unwrap_or(&m.file)))
+            .filter_map(|n| n.version().cloned())
+            .max();
+        let next = newest.map_or(1, |v| v.major().saturating_add(1));
+        Ok(vec![(
+            format!("V{next}__{slug}.sql"),
+            format!("-- {slug}\n"),
+        )])
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // Flyway's outOfOrder is false: a pending version below the newest applied fails validation.
         OutOfOrder::Error

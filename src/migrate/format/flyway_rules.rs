@@ -25,6 +25,11 @@ impl Version {
         Version { text, parts }
     }
 
+    /// The first part as a number (`1` of `1.2`; 0 where it does not fit).
+    pub fn major(&self) -> u64 {
+        self.part(0).parse().unwrap_or(0)
+    }
+
     fn part(&self, i: usize) -> &str {
         self.parts.get(i).map(String::as_str).unwrap_or("")
     }

@@ -107,6 +107,20 @@ impl Format for GolangMigrate {
         Some(super::ToolLock::Named(lock_key))
     }
 
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // As `migrate create -ext sql` makes them: an empty up and down pair.
+        let v = crate::migrate::new::next_version(source, now_ms, None);
+        Ok(vec![
+            (format!("{v}_{slug}.up.sql"), String::new()),
+            (format!("{v}_{slug}.down.sql"), String::new()),
+        ])
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // golang-migrate never applies a file older than its high-water mark.
         OutOfOrder::Error

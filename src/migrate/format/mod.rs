@@ -158,6 +158,23 @@ pub trait Format: Sync {
     fn matches_moved_rows_by_checksum(&self) -> bool {
         false
     }
+    /// The file(s) `new NAME` writes, relative to the folder, with their text: the tool's own
+    /// naming and template. `Err`: why db-init does not make it (a usage error).
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        let v = super::new::next_version(source, now_ms, Some(4));
+        Ok(vec![(
+            format!("{v}_{slug}.sql"),
+            format!(
+                "-- {slug}\n-- Runs in one transaction with its history row; a migration holding CREATE INDEX\n\
+                 -- CONCURRENTLY or its own BEGIN/COMMIT runs statement by statement outside one.\n\n"
+            ),
+        )])
+    }
     /// Plans the folder against the table (`None`: it does not exist); the second part is a
     /// history upgrade the next run makes, when the format has one.
     fn plan(

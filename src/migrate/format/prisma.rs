@@ -138,6 +138,20 @@ impl Format for Prisma {
         Some(super::ToolLock::Fixed(PRISMA_LOCK))
     }
 
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // As `prisma migrate dev --create-only` names and fills it.
+        let stamp = crate::migrate::new::next_stamp(&source.migrations, now_ms);
+        Ok(vec![(
+            format!("{stamp}_{slug}/migration.sql"),
+            "-- This is an empty migration.\n".into(),
+        )])
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // `prisma migrate deploy` applies every folder it has no row for, whatever its name.
         OutOfOrder::Allow

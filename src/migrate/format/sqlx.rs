@@ -129,6 +129,20 @@ impl Format for Sqlx {
         ("checksum", "version", m.version.to_string())
     }
 
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // sqlx migrate add's name and template.
+        let v = crate::migrate::new::next_version(source, now_ms, None);
+        Ok(vec![(
+            format!("{v}_{slug}.sql"),
+            "-- Add migration script here\n".into(),
+        )])
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         OutOfOrder::Error
     }
