@@ -6,6 +6,8 @@
 #   bench/run.sh lockwait [rounds]            what a migration's lock wait costs a read load
 #                                             (bench/lockwait.py, pgbench)
 #   bench/run.sh lint [rounds]                the lock analysis beside squawk-cli (bench/lint.py)
+#   bench/run.sh formats [rounds]             the 300 migrations in every format, beside dbmate
+#                                             and sqlx-cli themselves (bench/formats.py)
 #   bench/run.sh fleet [rounds] [databases]   many databases (default 1 round, 1,000 databases;
 #                                             bench/fleet.py; needs python3-yaml for the floor)
 set -euo pipefail
@@ -26,6 +28,10 @@ if [ "${1:-}" = lockwait ]; then
 fi
 if [ "${1:-}" = lint ]; then
   python3 bench/lint.py "${2:-5}"
+  exit 0
+fi
+if [ "${1:-}" = formats ]; then
+  python3 bench/formats.py "${2:-3}"
   exit 0
 fi
 if [ "${1:-}" = fleet ]; then
