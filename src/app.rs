@@ -165,12 +165,7 @@ async fn job(
     let started = Instant::now();
     let report = fleet::one_report(cfg, command, live)?;
     let work = async {
-        let (mut inputs, session) = read_while_connecting(cfg, cell, parts).await?;
-        if let Some(source) = inputs.source.take() {
-            let source = crate::migrate::format::redetect(session, &cfg.migrate, source).await?;
-            crate::migrate::MigrateError::validation(source.problems.clone())?;
-            inputs.source = Some(source);
-        }
+        let (inputs, session) = read_while_connecting(cfg, cell, parts).await?;
         job::run_on(session, cfg, &inputs, cfg.database.as_ref()).await
     };
     let result = crate::migrate::apply::COMMITS

@@ -33,6 +33,13 @@ pub struct Head {
     runs_table: bool,
 }
 
+impl Head {
+    /// Whether the folder's history table exists (`false` also without migrations).
+    pub fn history_exists(&self) -> bool {
+        self.shape.is_some()
+    }
+}
+
 /// Tries the shared lock; with `listen` (how long ago this process's rollout began), the first
 /// try of a session also subscribes to the lock's release and reads the server's clock.
 pub async fn try_shared(

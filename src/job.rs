@@ -114,11 +114,30 @@ pub async fn run_on(
     let mut listen = Some(started().elapsed() + WAVE_WINDOW);
     let mut wave = String::new();
     let mut confirmed = false;
+    // The folder read again as another tool's, when the database has that tool's table.
+    let mut redetected: Option<Inputs> = None;
+    let mut asked = false;
     loop {
+        let inputs = redetected.as_ref().unwrap_or(inputs);
         let seen = session.wakeups_seen();
         let head = idle::try_shared(session, cfg, inputs, &wait, listen.take()).await?;
         if let Some(start) = &head.wave {
             wave.clone_from(start);
+        }
+        // Only a database without the folder's history table is asked for another tool's:
+        // a start with nothing to do pays no round trip for it.
+        if let (false, false, Some(source)) = (asked, head.history_exists(), &inputs.source) {
+            asked = true;
+            if let Some(other) = migrate::format::redetect(session, &cfg.migrate, source).await? {
+                MigrateError::validation(other.problems.clone())?;
+                end_transaction(session, key).await?;
+                let seeds = inputs.seeds.clone();
+                redetected = Some(Inputs {
+                    source: Some(other),
+                    seeds,
+                });
+                continue;
+            }
         }
         // The shared try's transaction is open until `check` or the exclusive try ends it.
         let mut open = true;

@@ -31,7 +31,10 @@ pub async fn wait(cfg: &Config, cell: &OnceCell<Session>, seeded: bool) -> Resul
         ..cfg.seed.clone()
     };
     let session = connect(cfg, cell).await?;
-    let source = migrate::format::redetect(session, &cfg.migrate, source).await?;
+    let source = match migrate::format::redetect(session, &cfg.migrate, &source).await? {
+        Some(other) => other,
+        None => source,
+    };
     MigrateError::validation(source.problems.clone())?;
     let wave = lock::listen(session, cfg.lock.key, Duration::ZERO).await?;
     let mut backoff = Backoff::new(cfg.connect.retry_initial, cfg.connect.retry_max);

@@ -123,6 +123,14 @@ pub enum Problem {
     Validate {
         warning: Warning,
     },
+    /// A feature of the tool's files that db-init does not reproduce (Flyway's placeholders):
+    /// refused before anything runs rather than sent as written.
+    Unsupported {
+        file: String,
+        line: usize,
+        column: usize,
+        what: String,
+    },
     /// The folder holds the marker files of more than one tool.
     AmbiguousFormat {
         candidates: Vec<super::Layout>,
@@ -268,6 +276,9 @@ impl fmt::Display for Problem {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
             Problem::Validate { warning } => write!(f, "{warning}"),
+            Problem::Unsupported { file, line, column, what } => {
+                write!(f, "{file}:{line}:{column}: {what}")
+            }
             Problem::AmbiguousFormat { candidates } => write!(
                 f,
                 "the migrations folder fits {} (by its marker files, or by the history tables this \

@@ -281,3 +281,20 @@ fn the_expected_rows_are_the_jdks() {
         .unwrap_or_else(|e| panic!("java: {e}"));
     assert_eq!(String::from_utf8_lossy(&key.stdout).trim(), FLYWAY_LOCK);
 }
+
+/// A placeholder Flyway would replace is refused before anything runs, naming where it is.
+#[test]
+fn a_flyway_placeholder_is_refused_before_anything_runs() {
+    let db = TestDb::new("flyway_placeholder");
+    let dir = db.work.join("db/migration");
+    write(&dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+    write(
+        &dir,
+        "V2__b.sql",
+        "SELECT 1;\nGRANT SELECT ON a TO ${app_user};\n",
+    );
+    let run = db.run(&["run", "--migrations", "db/migration"]);
+    run.expect(7);
+    assert!(run.stderr.contains("V2__b.sql:2:22"), "{}", run.stderr);
+    assert_eq!(db.sql("SELECT to_regclass('public.a') IS NULL"), "t");
+}

@@ -21,15 +21,16 @@ fn alike(layout: Layout) -> &'static [Layout] {
 }
 
 /// The folder read again as the format its database's history table names, when the
-/// `layout` setting does not say and the folder alone could not tell.
+/// `layout` setting does not say and the folder alone could not tell (`None`: as it is). Asked
+/// only where the folder's own format finds no table of its own.
 pub async fn redetect(
     client: &Client,
     settings: &MigrateSettings,
-    source: Source,
-) -> Result<Source, MigrateError> {
+    source: &Source,
+) -> Result<Option<Source>, MigrateError> {
     let others = alike(source.layout);
     if settings.format.is_some() || others.is_empty() || !source.problems.is_empty() {
-        return Ok(source);
+        return Ok(None);
     }
     let candidates: Vec<Layout> = std::iter::once(source.layout)
         .chain(others.iter().copied())
@@ -67,15 +68,15 @@ pub async fn redetect(
             );
             let mut named = settings.clone();
             named.format = Some(*only);
-            super::super::source::load(&source.dir, &named)
+            super::super::source::load(&source.dir, &named).map(Some)
         }
         [_, _, ..] => {
-            let mut source = source;
+            let mut source = super::super::source::load(&source.dir, settings)?;
             source
                 .problems
                 .push(Problem::AmbiguousFormat { candidates: found });
-            Ok(source)
+            Ok(Some(source))
         }
-        _ => Ok(source),
+        _ => Ok(None),
     }
 }

@@ -126,6 +126,17 @@ impl Format for Flyway {
             .collect();
         super::read_into(source, &folder.dir, wanted)?;
         for m in &mut source.migrations {
+            if let Some(at) = flyway_rules::placeholder(&m.text) {
+                let (line, column) = m.line_col(at);
+                source.problems.push(Problem::Unsupported {
+                    file: m.file.clone(),
+                    line,
+                    column,
+                    what: "a Flyway placeholder (`${...}`), which Flyway replaces before it runs \
+                           the script and db-init does not; write the value into the script"
+                        .into(),
+                });
+            }
             m.checksum = flyway_rules::checksum(&m.text).to_string();
             if outside_by_conf(&folder.dir.join(format!("{}.conf", m.file)))? {
                 m.outside = Some(Outside::Marker);

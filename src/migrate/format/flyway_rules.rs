@@ -159,6 +159,27 @@ pub fn checksum(text: &str) -> i32 {
     crc.finalize() as i32
 }
 
+/// The byte offset of the first placeholder Flyway would replace (`${name}`, its default
+/// prefix and suffix, anywhere in the script: Flyway's replacing reader reads the whole text).
+pub fn placeholder(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text.get(from..)?.find("${") {
+        let start = from + at;
+        let rest = text.get(start + 2..)?;
+        let end = rest.find('}')?;
+        let name = rest.get(..end)?;
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_.:-".contains(c))
+        {
+            return Some(start);
+        }
+        from = start + 2;
+    }
+    None
+}
+
 /// PostgreSQLAdvisoryLockTemplate: "Flyway" in the high bytes, plus the Java `hashCode` of the
 /// table's quoted name (`"public"."flyway_schema_history"`).
 pub fn lock_key(_database: &str, schema: &str, table: &str) -> i64 {
@@ -251,6 +272,17 @@ mod tests {
             77433833903597
         );
         assert_eq!(lock_key("app", "My\"S", "tbl"), 77429660380270);
+    }
+
+    #[test]
+    fn placeholders_are_found_where_flyway_replaces_them() {
+        assert_eq!(
+            placeholder("SET search_path = ${flyway:defaultSchema};"),
+            Some(18)
+        );
+        assert_eq!(placeholder("SELECT '${app_user}'"), Some(8));
+        assert_eq!(placeholder("SELECT '$1', $${x y}, '${'"), None);
+        assert_eq!(placeholder("no placeholder"), None);
     }
 
     #[test]
