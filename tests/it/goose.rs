@@ -94,7 +94,9 @@ fn a_goose_folder_runs_its_up_sections_and_keeps_gooses_table() {
     ]);
     status.expect(0);
     assert!(
-        status.stdout.contains("\"layout\": \"goose\""),
+        status.stdout.contains("\"layout\": \"goose\"")
+            // NO TRANSACTION, not only the concurrent index db-init would find by itself.
+            && status.stdout.contains("\"reason\": \"marker\""),
         "{}",
         status.stdout
     );
