@@ -13,6 +13,7 @@ mod flyway;
 mod flyway_rules;
 mod golang_migrate;
 mod goose;
+mod goose_parse;
 mod numbered;
 mod prisma;
 mod sqlx;
