@@ -29,6 +29,9 @@ pub enum Outside {
     Marker,
     /// Named in the `no_transaction` setting.
     Setting,
+    /// The tool's own annotation (goose's `-- +goose NO TRANSACTION`, sqlx's
+    /// `-- no-transaction`, dbmate's `transaction:false`, a Flyway `.conf`).
+    Annotation { text: &'static str },
     /// A statement that refuses a transaction block, or that controls the transaction itself.
     Statement {
         statement: usize,
@@ -43,6 +46,7 @@ impl std::fmt::Display for Outside {
         match self {
             Outside::Marker => write!(f, "first line `{NO_TRANSACTION_MARKER}`"),
             Outside::Setting => write!(f, "named in the no_transaction setting"),
+            Outside::Annotation { text } => write!(f, "its `{text}` annotation"),
             Outside::Statement {
                 statement,
                 line,

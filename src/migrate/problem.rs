@@ -127,8 +127,8 @@ pub enum Problem {
     /// refused before anything runs rather than sent as written.
     Unsupported {
         file: String,
-        line: usize,
-        column: usize,
+        /// Line and column, where the file has one.
+        at: Option<(usize, usize)>,
         what: String,
     },
     /// The folder holds the marker files of more than one tool.
@@ -276,9 +276,10 @@ impl fmt::Display for Problem {
                 write!(f, "baseline target {target} matches no migration (give a version, tag or file name)")
             }
             Problem::Validate { warning } => write!(f, "{warning}"),
-            Problem::Unsupported { file, line, column, what } => {
-                write!(f, "{file}:{line}:{column}: {what}")
-            }
+            Problem::Unsupported { file, at, what } => match at {
+                Some((line, column)) => write!(f, "{file}:{line}:{column}: {what}"),
+                None => write!(f, "{file}: {what}"),
+            },
             Problem::AmbiguousFormat { candidates } => write!(
                 f,
                 "the migrations folder fits {} (by its marker files, or by the history tables this \

@@ -96,7 +96,7 @@ fn a_goose_folder_runs_its_up_sections_and_keeps_gooses_table() {
     assert!(
         status.stdout.contains("\"layout\": \"goose\"")
             // NO TRANSACTION, not only the concurrent index db-init would find by itself.
-            && status.stdout.contains("\"reason\": \"marker\""),
+            && status.stdout.contains("\"reason\": \"annotation\""),
         "{}",
         status.stdout
     );
@@ -197,7 +197,7 @@ fn what_goose_would_refuse_or_db_init_cannot_run_stops_the_run_naming_the_file()
         out.stderr.contains("00002_seed.go: a goose Go migration")
             && out
                 .stderr
-                .contains("00003_open.sql:3: goose cannot run this file"),
+                .contains("00003_open.sql:3:1: goose cannot run this file"),
         "{}",
         out.stderr
     );

@@ -255,3 +255,31 @@ fn prisma_hoppscotch() {
         want.join(",")
     );
 }
+
+#[test]
+fn goose_opentdf() {
+    let dir = real("goose", "opentdf-platform");
+    let files = numbered(&dir, ".sql");
+    let pieces: Vec<String> = files
+        .iter()
+        .map(|f| section(&read(&dir.join(f)), "-- +goose up", "-- +goose down"))
+        .collect();
+    let db = applies_as_psql(
+        "goose",
+        "opentdf-platform",
+        "goose",
+        "goose_db_version",
+        &pieces,
+    );
+    let mut versions = vec!["0 true".to_string()];
+    versions.extend(files.iter().map(|f| {
+        let v: String = f.chars().take_while(char::is_ascii_digit).collect();
+        format!("{v} true")
+    }));
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(version_id || ' ' || is_applied, ',' ORDER BY id) FROM public.goose_db_version"
+        ),
+        versions.join(",")
+    );
+}

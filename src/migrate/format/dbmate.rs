@@ -79,7 +79,9 @@ impl Format for Dbmate {
                 Split::Statements,
             );
             if no_transaction {
-                m.outside = Some(Outside::Marker);
+                m.outside = Some(Outside::Annotation {
+                    text: "transaction:false",
+                });
             }
             source.migrations.push(m);
         }

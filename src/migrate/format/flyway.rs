@@ -130,8 +130,7 @@ impl Format for Flyway {
                 let (line, column) = m.line_col(at);
                 source.problems.push(Problem::Unsupported {
                     file: m.file.clone(),
-                    line,
-                    column,
+                    at: Some((line, column)),
                     what: "a Flyway placeholder (`${...}`), which Flyway replaces before it runs \
                            the script and db-init does not; write the value into the script"
                         .into(),
@@ -139,7 +138,9 @@ impl Format for Flyway {
             }
             m.checksum = flyway_rules::checksum(&m.text).to_string();
             if outside_by_conf(&folder.dir.join(format!("{}.conf", m.file)))? {
-                m.outside = Some(Outside::Marker);
+                m.outside = Some(Outside::Annotation {
+                    text: "executeInTransaction=false",
+                });
             }
         }
         Ok(())

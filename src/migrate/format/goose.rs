@@ -49,9 +49,10 @@ fn version_of(file: &str) -> Result<i64, String> {
 /// A file goose stops on, or that db-init cannot send as goose sends it: a problem (goose's
 /// refusal stops `goose up` before anything runs, so db-init applies nothing either).
 fn refused(file: &str, line: Option<usize>, message: &str) -> Problem {
-    let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-    Problem::Unorderable {
-        message: format!("{file}{at}: {message}"),
+    Problem::Unsupported {
+        file: file.to_string(),
+        at: line.map(|l| (l, 1)),
+        what: message.to_string(),
     }
 }
 
@@ -73,14 +74,18 @@ fn read_sql(
     let mut m = Migration::new(version, name, file.to_string(), bytes, Split::Statements);
     match goose_parse::parse(&m.text) {
         Ok(parsed) => {
+            // db-init's own first-line marker still counts, as in every format.
             let marker = m.outside == Some(Outside::Marker);
             m.statements = parsed.statements;
             // The transaction mode is the file's own word; a statement that cannot run in a
             // transaction (found again among goose's statements, not the whole file's) still
             // runs outside one, as with every other format.
-            m.outside = match parsed.no_transaction || marker {
-                true => Some(Outside::Marker),
-                false => m.blocking_statement(),
+            m.outside = match (parsed.no_transaction, marker) {
+                (true, _) => Some(Outside::Annotation {
+                    text: "-- +goose NO TRANSACTION",
+                }),
+                (false, true) => Some(Outside::Marker),
+                (false, false) => m.blocking_statement(),
             };
             source.migrations.push(m);
         }
@@ -206,6 +211,22 @@ impl Format for Goose {
     fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String) {
         // No checksum to repair; `repair` finds nothing changed.
         ("is_applied", "version_id", m.version.to_string())
+    }
+
+    fn new_files(
+        &self,
+        source: &Source,
+        slug: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        // `goose create NAME sql`'s name and template.
+        let v = crate::migrate::new::next_version(source, now_ms, None);
+        Ok(vec![(
+            format!("{v}_{slug}.sql"),
+            "-- +goose Up\n-- +goose StatementBegin\nSELECT 'up SQL query';\n-- +goose StatementEnd\n\n\
+             -- +goose Down\n-- +goose StatementBegin\nSELECT 'down SQL query';\n-- +goose StatementEnd\n"
+                .into(),
+        )])
     }
 
     fn default_out_of_order(&self) -> OutOfOrder {

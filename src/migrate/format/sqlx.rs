@@ -71,7 +71,9 @@ impl Format for Sqlx {
                 .next()
                 .is_some_and(|l| l.trim() == "-- no-transaction")
             {
-                m.outside = Some(Outside::Marker);
+                m.outside = Some(Outside::Annotation {
+                    text: "-- no-transaction",
+                });
             }
         }
         Ok(())
