@@ -135,11 +135,12 @@ impl Format for Dbmate {
         now_ms: i64,
     ) -> Result<Vec<(String, String)>, String> {
         // dbmate new's name and template.
-        let v = crate::migrate::new::next_version(source, now_ms, None);
-        Ok(vec![(
-            format!("{v}_{slug}.sql"),
-            "-- migrate:up\n\n\n-- migrate:down\n\n".into(),
-        )])
+        super::timestamped_file(
+            source,
+            slug,
+            now_ms,
+            "-- migrate:up\n\n\n-- migrate:down\n\n",
+        )
     }
 
     fn default_out_of_order(&self) -> OutOfOrder {

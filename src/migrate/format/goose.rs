@@ -220,13 +220,13 @@ impl Format for Goose {
         now_ms: i64,
     ) -> Result<Vec<(String, String)>, String> {
         // `goose create NAME sql`'s name and template.
-        let v = crate::migrate::new::next_version(source, now_ms, None);
-        Ok(vec![(
-            format!("{v}_{slug}.sql"),
+        super::timestamped_file(
+            source,
+            slug,
+            now_ms,
             "-- +goose Up\n-- +goose StatementBegin\nSELECT 'up SQL query';\n-- +goose StatementEnd\n\n\
-             -- +goose Down\n-- +goose StatementBegin\nSELECT 'down SQL query';\n-- +goose StatementEnd\n"
-                .into(),
-        )])
+             -- +goose Down\n-- +goose StatementBegin\nSELECT 'down SQL query';\n-- +goose StatementEnd\n",
+        )
     }
 
     fn default_out_of_order(&self) -> OutOfOrder {

@@ -235,6 +235,18 @@ fn load_versioned(
     read_into(source, dir, wanted)
 }
 
+/// `new NAME` of a tool whose files are `<timestamp>_<name>.sql` (its default style; a folder
+/// of sequence numbers keeps them), with the tool's template.
+fn timestamped_file(
+    source: &Source,
+    slug: &str,
+    now_ms: i64,
+    template: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let v = super::new::next_version(source, now_ms, None);
+    Ok(vec![(format!("{v}_{slug}.sql"), template.to_string())])
+}
+
 /// Another tool's table: `history.schema` / `history.table` where set, else the search path's
 /// first schema and the tool's own name.
 fn tool_table(settings: &MigrateSettings, table: &str) -> (String, String) {

@@ -138,11 +138,7 @@ impl Format for Sqlx {
         now_ms: i64,
     ) -> Result<Vec<(String, String)>, String> {
         // sqlx migrate add's name and template.
-        let v = crate::migrate::new::next_version(source, now_ms, None);
-        Ok(vec![(
-            format!("{v}_{slug}.sql"),
-            "-- Add migration script here\n".into(),
-        )])
+        super::timestamped_file(source, slug, now_ms, "-- Add migration script here\n")
     }
 
     fn default_out_of_order(&self) -> OutOfOrder {
