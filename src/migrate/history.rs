@@ -108,12 +108,7 @@ impl History {
     /// A column expression: `'none'`, `'v0'` or `'v1'` (see [`Shape::parse`]), so the shape can
     /// ride along in a query that asks something else.
     pub fn shape_expr(&self) -> String {
-        let table = quote_literal(&self.qualified());
-        format!(
-            "CASE WHEN to_regclass({table}) IS NULL THEN 'none' \
-             WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({table}) \
-             AND attname = 'name' AND NOT attisdropped) THEN 'v1' ELSE 'v0' END"
-        )
+        self.format().shape_expr(&quote_literal(&self.qualified()))
     }
 
     /// The rows of an existing table of `shape`, in the order the planners expect.

@@ -47,6 +47,10 @@ impl Format for Drizzle {
         )
     }
 
+    fn shape_expr(&self, table: &str) -> String {
+        shape_expr(table)
+    }
+
     fn rows_sql(&self, shape: Shape, qualified: &str) -> String {
         rows_sql(shape, qualified)
     }
@@ -92,6 +96,15 @@ pub(super) fn history_table(settings: &MigrateSettings) -> (String, String) {
     (
         settings.drizzle_schema.clone(),
         settings.drizzle_table.clone(),
+    )
+}
+
+/// Whether a Drizzle history table has v1's `name` column (drizzle-orm 1.0's shape).
+pub(super) fn shape_expr(table: &str) -> String {
+    format!(
+        "CASE WHEN to_regclass({table}) IS NULL THEN 'none' \
+         WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({table}) \
+         AND attname = 'name' AND NOT attisdropped) THEN 'v1' ELSE 'v0' END"
     )
 }
 

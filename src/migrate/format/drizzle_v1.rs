@@ -50,6 +50,10 @@ impl Format for DrizzleV1 {
         )
     }
 
+    fn shape_expr(&self, table: &str) -> String {
+        super::drizzle::shape_expr(table)
+    }
+
     fn rows_sql(&self, shape: Shape, qualified: &str) -> String {
         super::drizzle::rows_sql(shape, qualified)
     }

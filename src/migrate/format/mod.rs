@@ -133,6 +133,11 @@ pub trait Format: Sync {
     fn history_table(&self, settings: &MigrateSettings) -> (String, String);
     /// Its DDL, as the tool sends it (`qualified`: `"schema"."table"`).
     fn create_sql(&self, schema: &str, table: &str, qualified: &str) -> String;
+    /// A column expression: `'none'` when the table (`table`: its quoted name as a literal) does
+    /// not exist, else its [`Shape`] (`'v0'` or `'v1'`; only Drizzle's table has two).
+    fn shape_expr(&self, table: &str) -> String {
+        format!("CASE WHEN to_regclass({table}) IS NULL THEN 'none' ELSE 'v0' END")
+    }
     /// Its rows as `id, version, checksum, name`, in the order the planner expects.
     fn rows_sql(&self, shape: Shape, qualified: &str) -> String;
     /// The statement that records `m` as applied (`execution_ms`: measured by the server
