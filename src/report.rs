@@ -51,11 +51,12 @@ pub fn status_text(source: &Source, a: &Assessment, findings: Option<&[Finding]>
         };
         out.push_str(&format!(
             "{state:<12} {:<16} {}{outside}\n",
-            m.version, m.file
+            crate::migrate::format::of(source.layout).shown_version(m),
+            m.file
         ));
     }
     for r in &a.plan.missing {
-        let v = r.version.map_or("?".to_string(), |v| v.to_string());
+        let v = r.version.map_or_else(|| r.label(), |v| v.to_string());
         out.push_str(&format!(
             "{:<12} {v:<16} (no file; checksum {})\n",
             "missing", r.checksum

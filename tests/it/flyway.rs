@@ -194,6 +194,13 @@ fn rows_flyway_wrote_are_honoured_and_a_failed_one_names_flyway_repair() {
         "{}",
         status.stdout
     );
+    // Versions as Flyway writes them, not the rank db-init orders by.
+    assert!(
+        status.stdout.contains("applied      1.1 ")
+            && status.stdout.contains("pending      repeatable "),
+        "{}",
+        status.stdout
+    );
     db.run(&["run", "--migrations", "db/migration"]).expect(0);
     assert_eq!(rows(&db), tsv(&want));
     // A version below the newest applied is refused, as Flyway refuses it (outOfOrder false).

@@ -146,6 +146,14 @@ impl Format for Flyway {
         Ok(())
     }
 
+    fn shown_version(&self, m: &Migration) -> String {
+        // The version as written (`1.1`), not the rank db-init orders by; none for a repeatable.
+        match parse_name(m.file.rsplit('/').next().unwrap_or(&m.file)) {
+            Some(Name::Versioned { version, .. }) => version.text,
+            _ => "repeatable".into(),
+        }
+    }
+
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
         super::tool_table(settings, TABLE)
     }

@@ -133,6 +133,10 @@ pub trait Format: Sync {
     fn history_table(&self, settings: &MigrateSettings) -> (String, String);
     /// Its DDL, as the tool sends it (`qualified`: `"schema"."table"`).
     fn create_sql(&self, schema: &str, table: &str, qualified: &str) -> String;
+    /// The version as people know it (`status`'s VERSION column).
+    fn shown_version(&self, m: &Migration) -> String {
+        m.version.to_string()
+    }
     /// A column expression: `'none'` when the table (`table`: its quoted name as a literal) does
     /// not exist, else its [`Shape`] (`'v0'` or `'v1'`; only Drizzle's table has two).
     fn shape_expr(&self, table: &str) -> String {
