@@ -7,6 +7,7 @@
 //! Flyway's rules for versions, names and checksums are in `flyway_rules.rs`.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::flyway_rules::{self, Name, Version};
@@ -306,14 +307,32 @@ fn plan(migrations: &[Migration], rows: &[Row], policy: &Policy) -> Plan {
         .filter_map(Name::version)
         .max()
         .cloned();
+    // Maps, so a folder of thousands of scripts plans in linear time.
+    let mut by_version: HashMap<String, &Row> = HashMap::new();
+    let mut by_description: HashMap<&str, &Row> = HashMap::new();
+    for r in &live {
+        match &r.version {
+            Some(v) => by_version.insert(Version::parse(v).key(), r),
+            None => by_description.insert(r.description.as_str(), r),
+        };
+    }
+    let files: HashSet<String> = names
+        .iter()
+        .flatten()
+        .map(|n| match n {
+            Name::Versioned { version, .. } => version.key(),
+            Name::Repeatable { description } => format!("R:{description}"),
+        })
+        .collect();
     let unmatched: Vec<AppliedRow> = live
         .iter()
         .filter(|r| r.kind != "BASELINE")
         .filter(|r| {
-            !names
-                .iter()
-                .flatten()
-                .any(|n| n.matches(r.version.as_deref(), &r.description))
+            let key = match &r.version {
+                Some(v) => Version::parse(v).key(),
+                None => format!("R:{}", r.description),
+            };
+            !files.contains(&key)
         })
         .map(|r| r.applied())
         .collect();
@@ -331,30 +350,18 @@ fn plan(migrations: &[Migration], rows: &[Row], policy: &Policy) -> Plan {
     };
     for (index, (m, name)) in migrations.iter().zip(&names).enumerate() {
         let (state, stored) = match name {
-            Some(Name::Versioned { version, .. }) => {
-                let row = live
-                    .iter()
-                    .rev()
-                    .find(|r| r.version.as_deref().map(Version::parse).as_ref() == Some(version));
-                match row {
-                    Some(r) if r.kind == "BASELINE" => (State::Applied, None),
-                    Some(r) if r.checksum == m.checksum => (State::Applied, None),
-                    Some(r) => (State::Changed, Some(r.checksum.clone())),
-                    None if baseline.as_ref().is_some_and(|b| version <= b) => {
-                        (State::Applied, None)
-                    }
-                    None if applied_max.as_ref().is_some_and(|a| version < a) => {
-                        (State::OutOfOrder, None)
-                    }
-                    None => (State::Pending, None),
+            Some(Name::Versioned { version, .. }) => match by_version.get(&version.key()) {
+                Some(r) if r.kind == "BASELINE" => (State::Applied, None),
+                Some(r) if r.checksum == m.checksum => (State::Applied, None),
+                Some(r) => (State::Changed, Some(r.checksum.clone())),
+                None if baseline.as_ref().is_some_and(|b| version <= b) => (State::Applied, None),
+                None if applied_max.as_ref().is_some_and(|a| version < a) => {
+                    (State::OutOfOrder, None)
                 }
-            }
+                None => (State::Pending, None),
+            },
             Some(Name::Repeatable { description }) => {
-                let last = live
-                    .iter()
-                    .rev()
-                    .find(|r| r.version.is_none() && &r.description == description);
-                match last {
+                match by_description.get(description.as_str()) {
                     Some(r) if r.checksum == m.checksum => (State::Applied, None),
                     // Changed since its last run: Flyway runs it again, with a new row.
                     _ => (State::Pending, None),

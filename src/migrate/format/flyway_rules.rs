@@ -25,6 +25,15 @@ impl Version {
         Version { text, parts }
     }
 
+    /// Equal for equal versions (`1.0` and `01` are both `1`): for maps.
+    pub fn key(&self) -> String {
+        let mut parts: Vec<&str> = self.parts.iter().map(String::as_str).collect();
+        while parts.last() == Some(&"") {
+            parts.pop();
+        }
+        parts.join(".")
+    }
+
     /// The first part as a number (`1` of `1.2`; 0 where it does not fit).
     pub fn major(&self) -> u64 {
         self.part(0).parse().unwrap_or(0)
@@ -90,15 +99,6 @@ impl Name {
         match self {
             Name::Versioned { version, .. } => version.text.clone(),
             Name::Repeatable { description } => description.clone(),
-        }
-    }
-
-    /// Whether a history row (its version, else its description) is this script's.
-    pub fn matches(&self, version: Option<&str>, description: &str) -> bool {
-        match (self, version) {
-            (Name::Versioned { version: v, .. }, Some(r)) => *v == Version::parse(r),
-            (Name::Repeatable { description: d }, None) => d == description,
-            _ => false,
         }
     }
 }
@@ -239,6 +239,8 @@ mod tests {
         assert!(v("2") > v("1.9.9"));
         assert_eq!(v("1.0"), v("1"));
         assert_eq!(v("01.1"), v("1_1"));
+        assert_eq!(v("1.0").key(), v("01").key());
+        assert_ne!(v("1.0.1").key(), v("1.1").key());
         assert!(v("20240101120000") > v("9"));
         assert!(v("123456789012345678901234567890") > v("123456789012345678901234567889"));
     }
