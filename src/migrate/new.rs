@@ -69,7 +69,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError {
 /// (`YYYYMMDDHHMMSS`, at least one second after the newest) or the next number, zero-padded to
 /// the width the folder already uses. An empty folder starts at `1` padded to `width`, or with a
 /// timestamp when `width` is `None` (the tool's default is a timestamp).
-pub fn next_version(source: &Source, now_ms: i64, width: Option<usize>) -> String {
+pub fn next_version(source: &Source, now_ms: i64, width: Option<usize>) -> Result<String, String> {
     let newest = source.migrations.iter().map(|m| m.version).max();
     let digits = source
         .migrations
@@ -80,13 +80,15 @@ pub fn next_version(source: &Source, now_ms: i64, width: Option<usize>) -> Strin
     match (newest, digits) {
         (Some(v), Some(14)) if v >= 19_700_101_000_000 => {
             let at = now_ms.max(civil_millis(v) + 1000);
-            utc_stamp(at / 1000)
+            Ok(utc_stamp(at / 1000))
         }
-        (Some(v), Some(w)) => format!("{:0w$}", v + 1),
-        _ => match width {
+        (Some(v), Some(w)) => v.checked_add(1).map(|n| format!("{n:0w$}")).ok_or_else(|| {
+            format!("the newest version, {v}, is the largest there is: name the next file yourself")
+        }),
+        _ => Ok(match width {
             Some(width) => format!("{:0width$}", 1),
             None => utc_stamp(now_ms / 1000),
-        },
+        }),
     }
 }
 

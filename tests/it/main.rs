@@ -9,6 +9,7 @@ mod drizzle_v1;
 mod exit_codes;
 mod fleet;
 mod flyway;
+mod format_edges;
 mod golang_migrate;
 mod goose;
 mod harness;

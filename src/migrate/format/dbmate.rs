@@ -29,7 +29,11 @@ pub fn version_of(file: &str) -> Option<&str> {
 
 /// Whether a file's text is dbmate's: a line that opens its up section.
 pub fn is_dbmate(text: &str) -> bool {
-    text.lines().any(|l| l.trim_start().starts_with(UP))
+    text.lines().any(|l| {
+        l.trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with(UP)
+    })
 }
 
 impl Format for Dbmate {
@@ -70,6 +74,18 @@ impl Format for Dbmate {
                 .find(|(at, _)| *at == 0 || text[..*at].ends_with('\n'))
                 .map_or(bytes.len(), |(at, _)| at);
             let first_up = text.lines().find(|l| l.trim_start().starts_with(UP));
+            if first_up.is_none() {
+                // dbmate refuses it too ("requires each migration to define an up block"); a
+                // BOM before the first line hides the block from dbmate's pattern.
+                source.problems.push(Problem::Unsupported {
+                    file: name.clone(),
+                    at: None,
+                    what: "no `-- migrate:up` block at the start of a line: dbmate requires each \
+                           migration to define one"
+                        .into(),
+                });
+                continue;
+            }
             let no_transaction = first_up.is_some_and(|l| l.contains("transaction:false"));
             let mut m = Migration::new(
                 version.parse().unwrap_or(i64::MAX),

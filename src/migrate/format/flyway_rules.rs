@@ -34,9 +34,12 @@ impl Version {
         parts.join(".")
     }
 
-    /// The first part as a number (`1` of `1.2`; 0 where it does not fit).
-    pub fn major(&self) -> u64 {
-        self.part(0).parse().unwrap_or(0)
+    /// The first part as a number (`1` of `1.2`; `None` where it does not fit in 64 bits).
+    pub fn major(&self) -> Option<u64> {
+        match self.part(0) {
+            "" => Some(0),
+            p => p.parse().ok(),
+        }
     }
 
     fn part(&self, i: usize) -> &str {

@@ -114,7 +114,7 @@ impl Format for GolangMigrate {
         now_ms: i64,
     ) -> Result<Vec<(String, String)>, String> {
         // As `migrate create -ext sql` makes them: an empty up and down pair.
-        let v = crate::migrate::new::next_version(source, now_ms, None);
+        let v = crate::migrate::new::next_version(source, now_ms, None)?;
         Ok(vec![
             (format!("{v}_{slug}.up.sql"), String::new()),
             (format!("{v}_{slug}.down.sql"), String::new()),

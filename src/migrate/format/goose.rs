@@ -27,8 +27,13 @@ pub struct Goose;
 /// Whether a file's text is goose's: a line that opens its up section (goose reads its
 /// annotations case-insensitively).
 pub fn is_goose(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.trim().to_ascii_lowercase().starts_with(UP))
+    // A BOM on the first line still marks goose's file (goose's parser then refuses it).
+    text.lines().any(|l| {
+        l.trim_start_matches('\u{feff}')
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with(UP)
+    })
 }
 
 /// goose's `NumericComponent` (migration.go) for a `.sql` or `.go` file: the digits before the
@@ -74,6 +79,10 @@ fn read_sql(
     let mut m = Migration::new(version, name, file.to_string(), bytes, Split::Statements);
     match goose_parse::parse(&m.text) {
         Ok(parsed) => {
+            if let Some(problem) = cut_inside_a_literal(&m, &parsed.statements) {
+                source.problems.push(problem);
+                return Ok(());
+            }
             // db-init's own first-line marker still counts, as in every format.
             let marker = m.outside == Some(Outside::Marker);
             m.statements = parsed.statements;
@@ -96,6 +105,27 @@ fn read_sql(
         )),
     }
     Ok(())
+}
+
+/// A statement goose would send cut where a line ends in `;` inside a string, a dollar-quoted
+/// body or a comment (a plpgsql body without StatementBegin): the server refuses it under
+/// goose, and joined with its neighbours it would change the text (or, outside a transaction,
+/// half-apply the file). Refused before anything runs, at the statement's first line.
+fn cut_inside_a_literal(m: &Migration, statements: &[std::ops::Range<usize>]) -> Option<Problem> {
+    statements.iter().find_map(|r| {
+        let piece = m.text.get(r.clone())?;
+        pg_query::scan(piece).is_err().then(|| {
+            let (line, column) = m.line_col(r.start);
+            Problem::Unsupported {
+                file: m.file.clone(),
+                at: Some((line, column)),
+                what: "goose cuts this statement where a line ends in `;` inside a string, a \
+                       dollar-quoted body or a comment, and sends the piece on its own, which the \
+                       server refuses; wrap it in `-- +goose StatementBegin` / `-- +goose StatementEnd`"
+                    .into(),
+            }
+        })
+    })
 }
 
 impl Format for Goose {

@@ -10,6 +10,7 @@ mod dbmate;
 mod drizzle;
 mod drizzle_v1;
 mod flyway;
+mod flyway_plan;
 mod flyway_rules;
 mod golang_migrate;
 mod goose;
@@ -71,7 +72,8 @@ impl Folder {
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
             folder.up_files = names.iter().any(|n| golang_migrate::parse_up(n).is_some());
-            folder.flyway = names.iter().any(|n| flyway::parse_name(n).is_some());
+            folder.flyway = names.iter().any(|n| flyway::parse_name(n).is_some())
+                || (folder.v1_folders.is_empty() && flyway::in_subfolders(dir)?);
             let first = first_text(dir, &names)?;
             folder.dbmate = first.as_deref().is_some_and(dbmate::is_dbmate);
             folder.goose = first.as_deref().is_some_and(goose::is_goose);
@@ -176,7 +178,7 @@ pub trait Format: Sync {
         slug: &str,
         now_ms: i64,
     ) -> Result<Vec<(String, String)>, String> {
-        let v = super::new::next_version(source, now_ms, Some(4));
+        let v = super::new::next_version(source, now_ms, Some(4))?;
         Ok(vec![(
             format!("{v}_{slug}.sql"),
             format!(
@@ -244,6 +246,33 @@ fn load_versioned(
     read_into(source, dir, wanted)
 }
 
+/// A file with goose's or dbmate's up/down sections in a folder read as whole files (its first
+/// file has none): run whole, its down section would run right after its up section.
+fn refuse_sectioned(source: &mut Source, read_as: &str) {
+    let marked: Vec<(String, &str)> = source
+        .migrations
+        .iter()
+        .filter_map(|m| {
+            let tool = match (goose::is_goose(&m.text), dbmate::is_dbmate(&m.text)) {
+                (true, _) => "goose",
+                (_, true) => "dbmate",
+                _ => return None,
+            };
+            Some((m.file.clone(), tool))
+        })
+        .collect();
+    for (file, tool) in marked {
+        source.problems.push(super::Problem::Unsupported {
+            file,
+            at: None,
+            what: format!(
+                "has {tool}'s up/down sections, but the folder reads as {read_as} (its first file \
+                 has none), which run whole, down section included; set `layout: {tool}`"
+            ),
+        });
+    }
+}
+
 /// `new NAME` of a tool whose files are `<timestamp>_<name>.sql` (its default style; a folder
 /// of sequence numbers keeps them), with the tool's template.
 fn timestamped_file(
@@ -252,7 +281,7 @@ fn timestamped_file(
     now_ms: i64,
     template: &str,
 ) -> Result<Vec<(String, String)>, String> {
-    let v = super::new::next_version(source, now_ms, None);
+    let v = super::new::next_version(source, now_ms, None)?;
     Ok(vec![(format!("{v}_{slug}.sql"), template.to_string())])
 }
 

@@ -29,7 +29,9 @@ impl Format for Numbered {
         _folder: Folder,
         _settings: &MigrateSettings,
     ) -> Result<(), MigrateError> {
-        load_numbered(source)
+        load_numbered(source)?;
+        super::refuse_sectioned(source, "numbered files");
+        Ok(())
     }
 
     fn history_table(&self, _settings: &MigrateSettings) -> (String, String) {

@@ -46,11 +46,16 @@ impl Format for Prisma {
         folder: Folder,
         _settings: &MigrateSettings,
     ) -> Result<(), MigrateError> {
+        // Without its lock file the folder is Prisma's by the `layout` setting or by the
+        // database's `_prisma_migrations`; there is no provider to check then.
         let lock = folder.dir.join(LOCK_FILE);
-        let text = std::fs::read_to_string(&lock).map_err(io(&lock))?;
-        match provider(&text) {
-            Some("postgresql") => {}
-            found => {
+        let text = match lock.is_file() {
+            true => Some(std::fs::read_to_string(&lock).map_err(io(&lock))?),
+            false => None,
+        };
+        match text.as_deref().map(provider) {
+            None | Some(Some("postgresql")) => {}
+            Some(found) => {
                 source.problems.push(Problem::PrismaProvider {
                     found: found.unwrap_or("none").to_string(),
                 });

@@ -63,6 +63,7 @@ impl Format for Sqlx {
         _settings: &MigrateSettings,
     ) -> Result<(), MigrateError> {
         super::load_versioned(source, &folder.dir, parse)?;
+        super::refuse_sectioned(source, "sqlx's files");
         for m in &mut source.migrations {
             m.checksum = sha384_hex(&m.text);
             // sqlx's marker: `-- no-transaction` as the first line.
