@@ -132,3 +132,19 @@ fn new_refuses_a_version_it_cannot_count_on_from() {
     run.expect(2);
     assert!(run.stderr.contains("too large"), "{}", run.stderr);
 }
+
+#[test]
+fn a_flyway_scripts_conf_is_read_as_flyway_reads_it() {
+    let db = TestDb::new("edges_conf");
+    let dir = db.work.join("fw");
+    write(
+        &dir,
+        "V1__a.sql",
+        "CREATE TABLE a (t text DEFAULT '${kept}');\n",
+    );
+    write(&dir, "V1__a.sql.conf", "placeholderReplacement=false\n");
+    db.run(&["run", "--migrations", "fw"]).expect(0);
+    write(&dir, "V2__b.sql", "SELECT 1;\n");
+    write(&dir, "V2__b.sql.conf", "encoding=ISO-8859-1\n");
+    refused(&db, "fw", "V2__b.sql.conf: `encoding=ISO-8859-1`");
+}

@@ -96,7 +96,22 @@ impl Format for Flyway {
             .collect();
         super::read_into(source, &folder.dir, wanted)?;
         for m in &mut source.migrations {
-            if let Some(at) = flyway_rules::placeholder(&m.text) {
+            let conf = Conf::read(&folder.dir.join(format!("{}.conf", m.file)))?;
+            if let Some(encoding) = &conf.encoding {
+                source.problems.push(Problem::Unsupported {
+                    file: format!("{}.conf", m.file),
+                    at: None,
+                    what: format!(
+                        "`encoding={encoding}`: Flyway reads the script in it, db-init reads UTF-8 \
+                         only; convert the script to UTF-8 (its checksum changes: `repair` it)"
+                    ),
+                });
+            }
+            let placeholder = conf
+                .placeholders
+                .then(|| flyway_rules::placeholder(&m.text))
+                .flatten();
+            if let Some(at) = placeholder {
                 let (line, column) = m.line_col(at);
                 source.problems.push(Problem::Unsupported {
                     file: m.file.clone(),
@@ -107,7 +122,7 @@ impl Format for Flyway {
                 });
             }
             m.checksum = flyway_rules::checksum(&m.text).to_string();
-            if outside_by_conf(&folder.dir.join(format!("{}.conf", m.file)))? {
+            if conf.outside {
                 m.outside = Some(Outside::Annotation {
                     text: "executeInTransaction=false",
                 });
@@ -283,15 +298,39 @@ fn scripts(root: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Migra
     Ok(())
 }
 
-/// A script configuration file (`V1__x.sql.conf`) with `executeInTransaction=false`.
-fn outside_by_conf(path: &Path) -> Result<bool, MigrateError> {
-    if !path.is_file() {
-        return Ok(false);
+/// What a script configuration file (`V1__x.sql.conf`) says.
+struct Conf {
+    /// `executeInTransaction=false`.
+    outside: bool,
+    /// `placeholderReplacement` (true unless it says false).
+    placeholders: bool,
+    /// `encoding` other than UTF-8.
+    encoding: Option<String>,
+}
+
+impl Conf {
+    fn read(path: &Path) -> Result<Conf, MigrateError> {
+        let mut conf = Conf {
+            outside: false,
+            placeholders: true,
+            encoding: None,
+        };
+        if !path.is_file() {
+            return Ok(conf);
+        }
+        let text = std::fs::read_to_string(path).map_err(crate::migrate::source::io(path))?;
+        for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
+            let (key, value) = (key.trim(), value.trim());
+            let no = value.eq_ignore_ascii_case("false");
+            match key {
+                "executeInTransaction" => conf.outside = no,
+                "placeholderReplacement" => conf.placeholders = !no,
+                "encoding" if !matches!(value.to_ascii_uppercase().as_str(), "UTF-8" | "UTF8") => {
+                    conf.encoding = Some(value.to_string())
+                }
+                _ => {}
+            }
+        }
+        Ok(conf)
     }
-    let text = std::fs::read_to_string(path).map_err(crate::migrate::source::io(path))?;
-    Ok(text.lines().any(|l| {
-        l.split_once('=').is_some_and(|(k, v)| {
-            k.trim() == "executeInTransaction" && v.trim().eq_ignore_ascii_case("false")
-        })
-    }))
 }

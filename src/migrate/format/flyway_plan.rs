@@ -202,8 +202,8 @@ mod tests {
     use super::*;
     use crate::config::Unlisted;
     use crate::migrate::format::flyway_rules;
-    use crate::migrate::Layout;
     use crate::migrate::migration::testing::migration;
+    use crate::migrate::Layout;
 
     const POLICY: Policy = Policy {
         layout: Layout::Flyway,
