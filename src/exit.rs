@@ -81,6 +81,15 @@ impl From<NewError> for Error {
     }
 }
 
+impl From<crate::lint::trace::TraceError> for Error {
+    fn from(e: crate::lint::trace::TraceError) -> Error {
+        match e {
+            crate::lint::trace::TraceError::Pg(e) => e.into(),
+            crate::lint::trace::TraceError::Lock(e) => Error::Lock(e),
+        }
+    }
+}
+
 impl From<PgError> for Error {
     fn from(e: PgError) -> Error {
         Error::Migrate(MigrateError::Database(e))

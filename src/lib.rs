@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod pg;
 pub mod report;
 pub mod retry;
+pub mod rule_ids;
 pub mod seed;
 pub mod signals;
 pub mod text;

@@ -75,8 +75,8 @@ pub fn parse_rules(s: &str) -> Result<Vec<(String, RuleLevel)>, String> {
             return Err(format!("`{piece}`: expected rule=off|info|warn|error"));
         };
         let rule = rule.trim();
-        if crate::lint::ids::find(rule).is_none() {
-            let ids = crate::lint::ids::RULES.iter().map(|r| r.id);
+        if crate::rule_ids::find(rule).is_none() {
+            let ids = crate::rule_ids::RULES.iter().map(|r| r.id);
             return Err(match closest(rule, ids, 3) {
                 Some(near) => format!("unknown rule `{rule}` (did you mean `{near}`?)"),
                 None => format!("unknown rule `{rule}`"),

@@ -6,11 +6,15 @@ mod conn_string;
 mod database;
 mod dirs;
 mod error;
+pub mod fleet;
+mod layout;
 mod lint;
 mod redact;
 pub mod settings;
+pub mod shard;
 
 pub use dirs::DirDefault;
+pub use layout::Layout;
 pub use lint::{Lint, LintSettings, RuleLevel};
 pub(crate) mod value;
 
@@ -19,9 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::fleet::FleetSettings;
 pub use database::{Database, SslMode};
 pub use error::{ConfigError, Origin};
+pub use fleet::FleetSettings;
 pub use settings::{env_name, flag_name, DEFAULT_LOCK_KEY, SETTINGS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +106,7 @@ pub struct MigrateSettings {
     /// The URL's `schema=` (Prisma's), where Prisma keeps `_prisma_migrations`.
     pub url_schema: Option<String>,
     /// `layout` (the format): `None` detects it from the folder.
-    pub format: Option<crate::migrate::Layout>,
+    pub format: Option<Layout>,
     pub lint: LintSettings,
 }
 
@@ -245,22 +249,7 @@ impl Config {
                 history_schema: layers.parse("history.schema", value::parse_optional_identifier)?,
                 history_table: layers.parse("history.table", value::parse_optional_identifier)?,
                 url_schema,
-                format: layers.parse("layout", |s| match s {
-                    "auto" => Ok(None),
-                    "drizzle" => Ok(Some(crate::migrate::Layout::Drizzle)),
-                    "drizzle-v1" => Ok(Some(crate::migrate::Layout::DrizzleV1)),
-                    "prisma" => Ok(Some(crate::migrate::Layout::Prisma)),
-                    "golang-migrate" => Ok(Some(crate::migrate::Layout::GolangMigrate)),
-                    "dbmate" => Ok(Some(crate::migrate::Layout::Dbmate)),
-                    "sqlx" => Ok(Some(crate::migrate::Layout::Sqlx)),
-                    "flyway" => Ok(Some(crate::migrate::Layout::Flyway)),
-                    "goose" => Ok(Some(crate::migrate::Layout::Goose)),
-                    "numbered" => Ok(Some(crate::migrate::Layout::Numbered)),
-                    _ => Err(
-                        "expected auto, drizzle, drizzle-v1, prisma, golang-migrate, dbmate, sqlx, flyway, goose or numbered"
-                            .into(),
-                    ),
-                })?,
+                format: layers.parse("layout", layout::parse)?,
                 lint: LintSettings {
                     mode: layers.parse("lint", lint::parse_mode)?,
                     large: layers.parse("lint_large", lint::parse_bytes)?,
@@ -291,7 +280,7 @@ impl Config {
                 None => None,
             },
             termination_log: layers.parse("termination_log", value::parse_path)?,
-            fleet: crate::fleet::settings::load(&layers, env)?,
+            fleet: fleet::load(&layers, env)?,
             file: file.path.clone(),
         };
         Ok((config, layers.read.into_inner()))

@@ -6,8 +6,6 @@ mod live;
 mod progress;
 mod report;
 mod run;
-pub mod settings;
-pub mod shard;
 mod status;
 pub mod targets;
 
@@ -18,7 +16,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 pub use live::Live;
-pub use settings::FleetSettings;
+// The fleet's settings are read with every other setting (config owns them).
+pub use crate::config::{fleet as settings, shard, FleetSettings};
 pub use targets::{Selection, Target};
 
 use crate::cli::{Command, Format};

@@ -6,7 +6,7 @@ mod alter;
 pub mod analyze;
 mod catalog;
 pub mod finding;
-pub mod ids;
+pub use crate::rule_ids as ids;
 pub mod label_commits;
 pub mod rules;
 pub mod sarif;

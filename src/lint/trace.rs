@@ -57,6 +57,15 @@ pub const WARNING: &str = "trace runs the pending migrations for real, inside a 
     is rolled back at the end: while it runs it holds their locks on the real tables, as a deploy \
     would. Point it at a CI or staging database, not at production";
 
+/// Why a trace could not run: the server's error, or a run holding the lock.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
 /// Runs `pending` inside one transaction, rolled back whatever happens, under the advisory
 /// lock `key` taken for the transaction only (refused, never awaited, when a run holds it).
 pub async fn trace(
@@ -65,7 +74,7 @@ pub async fn trace(
     key: i64,
     source: &Source,
     pending: &[usize],
-) -> Result<Trace, crate::exit::Error> {
+) -> Result<Trace, TraceError> {
     session
         .work_settings(Some(settings.ddl_lock_timeout), settings.statement_timeout)
         .await?;

@@ -7,27 +7,7 @@ use super::migration::{Migration, Outside};
 use super::{MigrateError, Problem, Warning};
 use crate::config::MigrateSettings;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    /// Drizzle 0.x: `meta/_journal.json` and `<tag>.sql`.
-    Drizzle,
-    /// Drizzle 1.0: `<YYYYMMDDHHMMSS>_<name>/migration.sql`, no journal.
-    DrizzleV1,
-    /// Prisma Migrate: `<timestamp>_<name>/migration.sql` and `migration_lock.toml`.
-    Prisma,
-    /// golang-migrate: `<version>_<name>.up.sql`, one high-water-mark row.
-    GolangMigrate,
-    /// dbmate: `<digits>_<name>.sql` with `-- migrate:up` / `-- migrate:down` sections.
-    Dbmate,
-    /// sqlx: `<version>_<description>.sql` (or `.up.sql`), named by the `layout` setting.
-    Sqlx,
-    /// Flyway: `V<version>__<description>.sql` and `R__<description>.sql` repeatables.
-    Flyway,
-    /// goose: `<version>_<name>.sql` with `-- +goose Up` / `-- +goose Down` sections.
-    Goose,
-    Numbered,
-}
+pub use crate::config::Layout;
 
 #[derive(Debug)]
 pub struct Source {
