@@ -135,8 +135,8 @@ pub async fn after_failure(
         ));
     }
     failed.note.push_str(
-        " The database already has what this first migration creates: if it was built by \
-         `drizzle-kit push` or by hand, record the migrations it already has with \
+        " The database already has what this first migration creates: if it was built without \
+         this history (`drizzle-kit push`, `prisma db push`, a restore, or by hand), record the migrations it already has with \
          `db-init baseline --to <tag>` (or `--migration <tag>`), then run again.",
     );
     if created {

@@ -215,7 +215,8 @@ impl fmt::Display for Problem {
                 write!(
                     f,
                     "{file}:{line}:{column}: creates {object}, which the database already has, while the history \
-                     table {history} has no row: the database was built by `drizzle-kit push` or by hand. Record \
+                     table {history} has no row: the database was built without this history (`drizzle-kit push`, \
+                     `prisma db push`, a restore, or by hand). Record \
                      the migrations it already has with `db-init baseline --to <tag>` (or `--migration <tag>`), \
                      then run again"
                 )?;

@@ -37,7 +37,7 @@ fn a_pushed_database_is_told_to_baseline() {
     run.expect(7);
     assert!(
         run.stderr
-            .contains("built by `drizzle-kit push` or by hand")
+            .contains("built without this history (`drizzle-kit push`, `prisma db push`, a restore, or by hand)")
             && run.stderr.contains("db-init baseline --to <tag>")
             && run.stderr.contains("nothing applied"),
         "{}",
