@@ -31,17 +31,23 @@ pub async fn wait(cfg: &Config, cell: &OnceCell<Session>, seeded: bool) -> Resul
         ..cfg.seed.clone()
     };
     let session = connect(cfg, cell).await?;
-    let source = match migrate::format::redetect(session, &cfg.migrate, &source).await? {
-        Some(other) => other,
-        None => source,
-    };
-    MigrateError::validation(source.problems.clone())?;
+    let mut source = source;
+    // Asked once, and only without the folder's own history table (see `job::run_on`).
+    let mut asked = false;
     let wave = lock::listen(session, cfg.lock.key, Duration::ZERO).await?;
     let mut backoff = Backoff::new(cfg.connect.retry_initial, cfg.connect.retry_max);
     let mut last_report: Option<Instant> = None;
     loop {
         let seen = session.wakeups_seen();
         let a = migrate::assess(session, &cfg.migrate, &source).await?;
+        if !a.table_exists && !asked {
+            asked = true;
+            if let Some(other) = migrate::format::redetect(session, &cfg.migrate, &source).await? {
+                MigrateError::validation(other.problems.clone())?;
+                source = other;
+                continue;
+            }
+        }
         // What no Job will fix by migrating (an edited file, a missing one) ends the wait.
         let fatal: Vec<Problem> = a
             .plan

@@ -141,6 +141,9 @@ fn an_existing_sqlx_table_names_the_format() {
         db.sql("SELECT to_regclass('db_init.schema_migrations') IS NULL"),
         "t"
     );
+    // An app's `wait --migrated` reads the same history: migrated, at once.
+    db.run(&["wait", "--migrated", "--wait-timeout", "5s"])
+        .expect(0);
     // A fresh database is db-init's own numbered layout.
     let fresh = TestDb::new("sqlx_detect_fresh");
     write(

@@ -21,8 +21,8 @@ fn alike(layout: Layout) -> &'static [Layout] {
 }
 
 /// The folder read again as the format its database's history table names, when the
-/// `layout` setting does not say and the folder alone could not tell (`None`: as it is). Asked
-/// only where the folder's own format finds no table of its own.
+/// `layout` setting does not say and the folder alone could not tell (`None`: as it is). Called
+/// only where the folder's own format found no table of its own.
 pub async fn redetect(
     client: &Client,
     settings: &MigrateSettings,
@@ -32,10 +32,7 @@ pub async fn redetect(
     if settings.format.is_some() || others.is_empty() || !source.problems.is_empty() {
         return Ok(None);
     }
-    let candidates: Vec<Layout> = std::iter::once(source.layout)
-        .chain(others.iter().copied())
-        .collect();
-    let exists: Vec<String> = candidates
+    let exists: Vec<String> = others
         .iter()
         .map(|l| {
             let qualified = History::new(*l, settings).qualified();
@@ -54,14 +51,14 @@ pub async fn redetect(
     })?
     .map_err(|e| MigrateError::History(crate::pg::PgError::new("looking for history tables", e)))?
     .unwrap_or_default();
-    let found: Vec<Layout> = candidates
+    let found: Vec<Layout> = others
         .iter()
         .zip(answer.split(','))
         .filter(|(_, there)| *there == "t")
         .map(|(l, _)| *l)
         .collect();
     match found.as_slice() {
-        [only] if *only != source.layout => {
+        [only] => {
             tracing::info!(
                 layout = ?only,
                 "the folder's files fit two formats: reading it as the one whose history table the database has"

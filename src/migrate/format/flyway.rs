@@ -260,18 +260,13 @@ impl Format for Flyway {
     }
 }
 
-/// Whether Flyway scripts sit in the folder's subfolders only (Flyway scans its location
-/// recursively; numbered files at the top tell another layout).
+/// Whether the folder's subfolders hold Flyway scripts.
 pub fn in_subfolders(dir: &Path) -> Result<bool, MigrateError> {
     let mut files = Vec::new();
     scripts(dir, "", &mut files)?;
-    let top_numbered = files
+    Ok(files
         .iter()
-        .any(|f| !f.contains('/') && super::parse_numbered(f).is_some());
-    Ok(!top_numbered
-        && files
-            .iter()
-            .any(|f| f.contains('/') && parse_name(f.rsplit('/').next().unwrap_or(f)).is_some()))
+        .any(|f| f.contains('/') && parse_name(f.rsplit('/').next().unwrap_or(f)).is_some()))
 }
 
 /// The `.sql` files under `dir`, relative to it with `/`, as Flyway finds them in its location.

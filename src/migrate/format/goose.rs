@@ -29,10 +29,9 @@ pub struct Goose;
 pub fn is_goose(text: &str) -> bool {
     // A BOM on the first line still marks goose's file (goose's parser then refuses it).
     text.lines().any(|l| {
-        l.trim_start_matches('\u{feff}')
-            .trim()
-            .to_ascii_lowercase()
-            .starts_with(UP)
+        let l = l.trim_start_matches('\u{feff}').trim();
+        l.get(..UP.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(UP))
     })
 }
 

@@ -66,14 +66,22 @@ impl Folder {
             || !folder.v1_folders.is_empty()
             || dir.join(prisma::LOCK_FILE).is_file();
         if !claimed {
-            let names: Vec<String> = std::fs::read_dir(dir)
+            let mut names: Vec<String> = Vec::new();
+            let mut subfolders = false;
+            for e in std::fs::read_dir(dir)
                 .map_err(super::source::io(dir))?
                 .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            {
+                subfolders |= e.file_type().is_ok_and(|t| t.is_dir());
+                names.push(e.file_name().to_string_lossy().into_owned());
+            }
             folder.up_files = names.iter().any(|n| golang_migrate::parse_up(n).is_some());
+            // Flyway scans its location recursively: scripts in subfolders only are Flyway's,
+            // unless numbered files at the top tell another layout.
             folder.flyway = names.iter().any(|n| flyway::parse_name(n).is_some())
-                || (folder.v1_folders.is_empty() && flyway::in_subfolders(dir)?);
+                || (subfolders
+                    && !names.iter().any(|n| parse_numbered(n).is_some())
+                    && flyway::in_subfolders(dir)?);
             let first = first_text(dir, &names)?;
             folder.dbmate = first.as_deref().is_some_and(dbmate::is_dbmate);
             folder.goose = first.as_deref().is_some_and(goose::is_goose);
@@ -253,7 +261,10 @@ fn refuse_sectioned(source: &mut Source, read_as: &str) {
         .migrations
         .iter()
         .filter_map(|m| {
-            let tool = match (goose::is_goose(&m.text), dbmate::is_dbmate(&m.text)) {
+            // The substring checks keep the line scans off the common, unmarked file.
+            let goose = m.text.contains("+goose") && goose::is_goose(&m.text);
+            let dbmate = m.text.contains("migrate:up") && dbmate::is_dbmate(&m.text);
+            let tool = match (goose, dbmate) {
                 (true, _) => "goose",
                 (_, true) => "dbmate",
                 _ => return None,
