@@ -10,10 +10,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::cli::Command;
+use crate::command::{connect, print};
 use crate::config::Config;
-use crate::exit::{self, Error, Signal, Success};
+use crate::exit;
 use crate::job::{self, Parts};
 use crate::migrate::{self, baseline, repair, source};
+use crate::outcome::{Error, Signal, Success};
 use crate::pg::lock::with_lock;
 use crate::pg::{self, Session};
 use crate::{fleet, inspect, wait_migrated};
@@ -140,18 +142,6 @@ async fn dispatch(
     }
 }
 
-pub(crate) async fn connect<'a>(
-    cfg: &Config,
-    cell: &'a OnceCell<Session>,
-) -> Result<&'a Session, Error> {
-    // One session per process: a command that needs it twice (plan) reuses it.
-    if let Some(session) = cell.get() {
-        return Ok(session);
-    }
-    let session = pg::connect(cfg.database()?, &cfg.connect).await?;
-    Ok(cell.get_or_init(|| session))
-}
-
 /// wait, lock, migrate, seed. The folders are read and checked while the connection is made,
 /// and before anything is sent on it, so a broken folder fails fast (even while the database
 /// is still down) and never waits for a lock.
@@ -269,14 +259,6 @@ async fn repair(
         out.push_str("nothing to repair: no applied migration's file changed\n");
     }
     print(&out)
-}
-
-pub(crate) fn print(s: &str) -> Result<Success, Error> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Internal(format!("writing to stdout: {e}")))?;
-    Ok(Success::Done)
 }
 
 /// Kubernetes shows this file in `kubectl describe pod`; only written when it already exists.

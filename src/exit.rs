@@ -1,100 +1,11 @@
 //! The only place with exit-code numbers: every outcome of a command, success or error, maps
 //! to its code here (SPEC section 5; the README repeats the table).
 
-use crate::config::ConfigError;
-use crate::fleet::FleetError;
-use crate::migrate::new::NewError;
 use crate::migrate::MigrateError;
+use crate::outcome::{Error, FleetError, Signal, Success};
 use crate::pg::lock::LockError;
-use crate::pg::{ConnectError, PgError};
+use crate::pg::ConnectError;
 use crate::seed::SeedError;
-
-/// How a command succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Success {
-    Done,
-    /// `status`: migrations are pending.
-    Pending,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    /// The work was done and committed, then the lock's release got no answer.
-    #[error("{done}, all committed; then {source}")]
-    Unreleased {
-        done: crate::job::Done,
-        #[source]
-        source: LockError,
-    },
-    #[error(transparent)]
-    Migrate(#[from] MigrateError),
-    #[error(transparent)]
-    Seed(#[from] SeedError),
-    /// A run over many databases: some failed, or the set could not be made.
-    #[error(transparent)]
-    Fleet(#[from] FleetError),
-    #[error("interrupted by {signal}: {cleanup}")]
-    Interrupted {
-        signal: Signal,
-        /// What is known of the cleanup (cancelled, rolled back, lock released, or not).
-        cleanup: String,
-    },
-    /// `wait --migrated` ran out of `wait_timeout`.
-    #[error("the database was not migrated within {waited:.1?} (wait_timeout); still waiting for {missing}")]
-    NotMigrated {
-        waited: std::time::Duration,
-        missing: String,
-    },
-    #[error("{0}")]
-    Usage(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Term,
-    Int,
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Signal::Term => "SIGTERM",
-            Signal::Int => "SIGINT",
-        })
-    }
-}
-
-impl From<NewError> for Error {
-    fn from(e: NewError) -> Error {
-        match e {
-            NewError::Usage(m) => Error::Usage(m),
-            NewError::Io(e) => Error::Migrate(e),
-        }
-    }
-}
-
-impl From<crate::lint::trace::TraceError> for Error {
-    fn from(e: crate::lint::trace::TraceError) -> Error {
-        match e {
-            crate::lint::trace::TraceError::Pg(e) => e.into(),
-            crate::lint::trace::TraceError::Lock(e) => Error::Lock(e),
-        }
-    }
-}
-
-impl From<PgError> for Error {
-    fn from(e: PgError) -> Error {
-        Error::Migrate(MigrateError::Database(e))
-    }
-}
 
 pub fn success_code(s: Success) -> u8 {
     match s {

@@ -6,13 +6,13 @@ use std::cell::OnceCell;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
-use crate::app::{connect, print};
 use crate::cli::{Format, ValidateFormat};
+use crate::command::{connect, print};
 use crate::config::{Config, Lint};
 use crate::document::{database_name, entry, with_message, Document, State};
-use crate::exit::{Error, Success};
 use crate::lint::Finding;
 use crate::migrate::{self, source, Assessment, MigrateError, Problem, Source};
+use crate::outcome::{Error, Success};
 use crate::pg::Session;
 use crate::{job, report, seed};
 
@@ -102,7 +102,7 @@ pub async fn validate(
             false => warn!("{w}"),
         }
     }
-    problems.extend(migrate::lint_problems(&findings));
+    problems.extend(crate::lint::problems(&findings));
     let doc = match format {
         ValidateFormat::Text => None,
         ValidateFormat::Sarif => Some(format!(

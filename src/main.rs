@@ -7,7 +7,8 @@ use clap::Parser;
 
 use db_init::cli::{Cli, Command};
 use db_init::config::{Config, LogFormat};
-use db_init::exit::{self, Error};
+use db_init::exit;
+use db_init::outcome::Error;
 use db_init::{app, logging};
 
 /// Runs before `main`, as the C runtime starts the program: the earliest a program can hold
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command, cfg: &Config) -> Result<exit::Success, Error> {
+fn run(command: Command, cfg: &Config) -> Result<db_init::outcome::Success, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::app::connect;
+use crate::command::connect;
 use crate::config::{Config, SeedMode, SeedSettings};
-use crate::exit::{Error, Success};
 use crate::migrate::{self, plan::State, source, MigrateError, Problem};
+use crate::outcome::{Error, Success};
 use crate::pg::{lock, Session};
 use crate::retry::Backoff;
 use crate::seed;

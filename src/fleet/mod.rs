@@ -9,8 +9,6 @@ mod run;
 mod status;
 pub mod targets;
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -21,48 +19,12 @@ pub use crate::config::{fleet as settings, shard, FleetSettings};
 pub use targets::{Selection, Target};
 
 use crate::cli::{Command, Format};
+use crate::command::print;
 use crate::config::Config;
-use crate::exit::{Error, Success};
 use crate::job::Parts;
-use crate::pg::{self, PgError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum FleetError {
-    #[error("{failed} of {total} database(s) failed:{list}")]
-    SomeFailed {
-        failed: usize,
-        total: usize,
-        /// One line per failed database (the first ones), each starting with a newline.
-        list: String,
-    },
-    #[error("{invalid} of {total} database(s) failed validation, nothing applied to them:{list}")]
-    Invalid {
-        invalid: usize,
-        total: usize,
-        list: String,
-    },
-    #[error("databases_query on {url}: {source}")]
-    Query {
-        url: String,
-        #[source]
-        source: PgError,
-    },
-    /// One database of the set was not done within `database_timeout`: its job was dropped and
-    /// its session closed. What was in flight is unknown (the report counts it).
-    #[error("stalled: not done within {waited:?} (database_timeout); the job was abandoned and its session closed{in_flight}")]
-    Stalled {
-        waited: Duration,
-        /// Empty, or what was sent and never answered.
-        in_flight: String,
-    },
-    #[error("databases_query on {url}: the server did not answer within {waited:?}")]
-    QueryStalled { url: String, waited: Duration },
-    #[error("cannot write the report {}: {source}", path.display())]
-    Report {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
+pub use crate::outcome::FleetError;
+use crate::outcome::{Error, Success};
+use crate::pg;
 
 /// Routes a command to its many-databases form when a set is configured; `None` leaves it to
 /// the single-database path (no set, or a command that does not work on databases).
@@ -139,7 +101,7 @@ pub fn one_report(
 /// Ends the one database's report with the job's result.
 pub fn one_report_done(
     live: &Live,
-    result: &Result<crate::job::Done, Error>,
+    result: &Result<crate::outcome::Done, Error>,
     took: Duration,
 ) -> Result<(), Error> {
     let code = match result {
@@ -244,11 +206,4 @@ fn plan_json(selection: &Selection, summary: String) -> String {
         entries,
     }
     .text()
-}
-
-fn print(s: &str) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Internal(format!("writing to stdout: {e}")))
 }

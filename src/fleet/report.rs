@@ -13,9 +13,10 @@ use super::shard::Shard;
 use super::targets::Target;
 use super::FleetError;
 use crate::document::Document;
-use crate::exit::{self, Error};
-use crate::job::Done;
+use crate::exit;
 pub use crate::migrate::apply::Commits;
+use crate::outcome::Done;
+use crate::outcome::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

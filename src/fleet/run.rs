@@ -17,9 +17,11 @@ use super::report::{self, Report};
 use super::targets::Target;
 use super::FleetError;
 use crate::config::{Config, FleetSettings};
-use crate::exit::{self, Error, Success};
-use crate::job::{self, Done, Parts};
+use crate::exit;
+use crate::job::{self, Parts};
 use crate::migrate::apply::COMMITS;
+use crate::outcome::Done;
+use crate::outcome::{Error, Success};
 use crate::pg;
 
 /// How often a changed report is rewritten while the run goes on.

@@ -10,8 +10,9 @@ use super::FleetError;
 use crate::cli::Format;
 use crate::config::Config;
 use crate::document::{entry, Document, State};
-use crate::exit::{self, Error, Success};
+use crate::exit;
 use crate::migrate::{self, source, Assessment, Source};
+use crate::outcome::{Error, Success};
 use crate::report::{status_fields, status_state, STATUS_STATES};
 
 #[derive(Debug)]
@@ -113,14 +114,18 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
         count(State::UpToDate),
     );
     match output {
-        Output::Status(Format::Json) => super::print(&json(&rows, summary.clone(), false))?,
-        Output::Status(Format::Text) => super::print(&text(&rows, &summary))?,
-        Output::Validate(Format::Json) => super::print(&json(&rows, summary.clone(), true))?,
-        Output::Validate(Format::Text) if errors + invalid == 0 => {
-            super::print(&format!("valid: {summary}\n"))?
+        Output::Status(Format::Json) => {
+            crate::command::print(&json(&rows, summary.clone(), false))?
         }
-        Output::Validate(Format::Text) => {}
-    }
+        Output::Status(Format::Text) => crate::command::print(&text(&rows, &summary))?,
+        Output::Validate(Format::Json) => {
+            crate::command::print(&json(&rows, summary.clone(), true))?
+        }
+        Output::Validate(Format::Text) if errors + invalid == 0 => {
+            crate::command::print(&format!("valid: {summary}\n"))?
+        }
+        Output::Validate(Format::Text) => Success::Done,
+    };
     let named = |h| {
         rows.iter()
             .filter(|r| r.state == h)

@@ -10,7 +10,7 @@ use tracing::warn;
 use super::settings::{Listed, Set};
 use super::FleetError;
 use crate::config::{Config, ConfigError, Database};
-use crate::exit::Error;
+use crate::outcome::Error;
 use crate::pg::{self, PgError, Session};
 
 /// One database of the set.

@@ -9,11 +9,11 @@ use tokio_postgres::Client;
 
 use super::catalog::{self, Facts};
 use super::finding::{Finding, Severity};
-use super::rules::{self, Candidate, Lock, Needs, Table};
 use super::suppress::{self, Verdict};
 use crate::config::{Lint, LintSettings, RuleLevel};
 use crate::migrate::Source;
 use crate::pg::PgError;
+use crate::statement::{self, Candidate, Lock, Needs, Table};
 
 /// A statement's strictest lock on a table that exists before the run.
 struct Taken {
@@ -244,7 +244,7 @@ fn locate(source: &Source, pending: &[usize], per_file: bool) -> (Vec<Located>, 
         labels.clear();
         let in_transaction = m.outside.is_none();
         for (chunk, offset, sql) in m.top_level_statements() {
-            let Some(stmt) = rules::classify(sql) else {
+            let Some(stmt) = statement::classify(sql) else {
                 continue;
             };
             let (line, column) = m.line_col(offset + crate::migrate::sql::leading_blank(sql));

@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::rules::Table;
 use crate::pg::quote::{quote_ident, quote_literal};
 use crate::pg::PgError;
+use crate::statement::Table;
 
 /// What the catalog knows of one table.
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! A confirmed finding: where it is, what the catalog said, how severe it is for this table, and
 //! whether it stops the run or was suppressed by a comment with its reason.
 
-use super::rules::Lock;
+use crate::statement::Lock;
 
 /// Scaled by the table's size in tiers (`lint_large`, `lint_huge`); a statement that would fail
 /// is `Fails` whatever the size.

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::catalog::{self, Relation};
-use super::rules::Lock;
 use crate::migrate::steps::{steps, Step};
 use crate::migrate::{Failed, Location, Source};
 use crate::pg::lock::LockError;
 use crate::pg::{PgError, ServerError, Session};
+use crate::statement::Lock;
 
 /// One statement of a trace.
 #[derive(Debug, serde::Serialize)]

@@ -48,7 +48,7 @@ pub async fn already_there(
     let mut seen = std::collections::HashSet::new();
     for m in pending.iter().filter_map(|&i| source.migrations.get(i)) {
         for (_, offset, sql) in m.top_level_statements() {
-            let Some(stmt) = crate::lint::rules::classify(sql) else {
+            let Some(stmt) = crate::statement::classify(sql) else {
                 continue;
             };
             for (kind, name) in stmt.must_be_new {

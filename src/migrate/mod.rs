@@ -8,6 +8,7 @@ pub mod format;
 mod hints;
 pub mod history;
 mod journal;
+mod label_commits;
 mod layout_v1;
 pub mod migration;
 pub mod new;
@@ -201,62 +202,29 @@ pub(super) async fn upgrade_history(
     Ok(())
 }
 
-/// The lock analysis of what is pending, before any lock on a user table is taken: findings are
-/// logged; the ones that stop the run (a statement that would fail, or `lint: error`) are
-/// refused as a validation error. A catalog that cannot be read never stops the run.
-async fn lint(
-    client: &Client,
-    settings: &MigrateSettings,
-    source: &Source,
-    pending: &[usize],
-) -> Result<(), MigrateError> {
-    if settings.lint.mode == crate::config::Lint::Off {
-        return Ok(());
-    }
-    let findings = match crate::lint::analyze::findings(
-        client,
-        &settings.lint,
-        settings.ddl_lock_timeout,
-        source,
-        pending,
-    )
-    .await
-    {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(error = %e, "lock analysis skipped: the catalog could not be read");
-            return Ok(());
-        }
-    };
-    MigrateError::validation(lint_problems(&findings))
+/// A folder validated against the history and ready to apply: what [`prepare`] hands to
+/// [`apply_pending`], with the job's own checks (the lock analysis) in between.
+pub struct Prepared {
+    history: History,
+    table_exists: bool,
+    pending: Vec<usize>,
+    already_applied: usize,
 }
 
-/// Logs each finding that lets the run through (at info when it is information or suppressed)
-/// and returns the ones that stop it.
-pub fn lint_problems(findings: &[crate::lint::Finding]) -> Vec<Problem> {
-    let mut stop = Vec::new();
-    for f in findings {
-        if f.stops {
-            stop.push(Problem::Lint {
-                finding: f.to_string(),
-                fails: f.fails,
-            });
-        } else if f.suppressed.is_some() || f.severity == crate::lint::Severity::Info {
-            tracing::info!(rule = f.rule, "{f}");
-        } else {
-            tracing::warn!(rule = f.rule, "{f}");
-        }
+impl Prepared {
+    /// The indices into `source.migrations` that will be applied, in order.
+    pub fn pending(&self) -> &[usize] {
+        &self.pending
     }
-    stop
 }
 
-/// The `migrate` step of a run: validate everything, then apply what is pending.
-pub async fn migrate(
+/// The first half of the `migrate` step: validate everything (a problem stops the run before
+/// anything is written) and upgrade an old history table's shape where the format asks for it.
+pub async fn prepare(
     session: &Session,
     settings: &MigrateSettings,
     source: &Source,
-    watch: Option<concurrent::Watch<'_>>,
-) -> Result<Outcome, MigrateError> {
+) -> Result<Prepared, MigrateError> {
     let Assessment {
         history,
         plan,
@@ -275,12 +243,35 @@ pub async fn migrate(
         .iter()
         .filter(|e| e.state == plan::State::OutOfOrder)
     {
-        tracing::info!(migration = %source.migrations[e.index].file, "applying a migration older than the newest applied one (out_of_order: allow)");
+        if let Some(m) = source.migrations.get(e.index) {
+            tracing::info!(migration = %m.file, "applying a migration older than the newest applied one (out_of_order: allow)");
+        }
     }
     let pending = plan.pending();
-    let already_applied = plan.entries.len() - pending.len();
+    Ok(Prepared {
+        already_applied: plan.entries.len() - pending.len(),
+        history,
+        table_exists,
+        pending,
+    })
+}
+
+/// The second half of the `migrate` step: create the history table if it is missing, then
+/// apply what is pending, each migration in its own transaction with its history row.
+pub async fn apply_pending(
+    session: &Session,
+    settings: &MigrateSettings,
+    source: &Source,
+    prepared: Prepared,
+    watch: Option<concurrent::Watch<'_>>,
+) -> Result<Outcome, MigrateError> {
+    let Prepared {
+        history,
+        table_exists,
+        pending,
+        already_applied,
+    } = prepared;
     if !pending.is_empty() {
-        lint(session, settings, source, &pending).await?;
         if !table_exists {
             history
                 .create(session)

@@ -124,10 +124,7 @@ impl Plan {
             self.problems.push(Problem::AtomicWithNoTransaction {
                 file: m.file.clone(),
             });
-        } else if pending
-            && policy.atomic
-            && !crate::lint::label_commits::commit_points(m).is_empty()
-        {
+        } else if pending && policy.atomic && !super::label_commits::commit_points(m).is_empty() {
             self.problems.push(Problem::AtomicWithLabelCommit {
                 file: m.file.clone(),
             });
@@ -277,7 +274,7 @@ pub fn offline_problems(source: &Source, atomic: bool) -> Vec<Problem> {
             Some(_) => Some(Problem::AtomicWithNoTransaction {
                 file: m.file.clone(),
             }),
-            None if !crate::lint::label_commits::commit_points(m).is_empty() => {
+            None if !super::label_commits::commit_points(m).is_empty() => {
                 Some(Problem::AtomicWithLabelCommit {
                     file: m.file.clone(),
                 })

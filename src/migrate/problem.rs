@@ -73,7 +73,7 @@ pub enum Problem {
         /// Drizzle-shaped history tables under another name.
         elsewhere: Option<String>,
     },
-    /// A migration that must commit after an `ADD VALUE` (`lint::label_commits`).
+    /// A migration that must commit after an `ADD VALUE` (`label_commits`).
     AtomicWithLabelCommit {
         file: String,
     },

@@ -263,7 +263,7 @@ pub enum Step {
     Outside(usize),
     /// One migration cut into transactions of its chunks, committed in order, its history row
     /// with the last: an enum label it adds is committed before a later chunk uses it
-    /// (`lint::label_commits`).
+    /// (`label_commits`).
     Parts {
         index: usize,
         parts: Vec<std::ops::Range<usize>>,
@@ -294,14 +294,14 @@ pub fn steps(source: &Source, pending: &[usize], atomic: bool) -> Vec<Step> {
             if m.outside.is_some() {
                 return Step::Outside(i);
             }
-            match crate::lint::label_commits::commit_points(m).as_slice() {
+            match super::label_commits::commit_points(m).as_slice() {
                 [] => Step::Transaction {
                     indices: vec![i],
                     durable,
                 },
                 cuts => Step::Parts {
                     index: i,
-                    parts: crate::lint::label_commits::parts(m.statements.len(), cuts),
+                    parts: super::label_commits::parts(m.statements.len(), cuts),
                     durable,
                 },
             }

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio_postgres::SimpleQueryMessage;
 
+use super::Inputs;
 use crate::config::Config;
-use crate::exit::Error;
-use crate::job::{Done, Inputs};
 use crate::migrate::history::{self, Shape, Table};
 use crate::migrate::{self, History, MigrateError};
+use crate::outcome::{Done, Error};
 use crate::pg::lock::{self, LockError, Wait};
 use crate::pg::pooler::{self, Backend};
 use crate::pg::{PgError, Session};

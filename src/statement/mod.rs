@@ -1,12 +1,16 @@
 //! What one statement does to the tables, read from PostgreSQL's own parse tree (pg_query):
-//! the table lock it takes (strictest subcommand wins, as the server decides it), and the
-//! candidate findings that the live catalog then confirms or silences (see `catalog.rs`).
+//! the table lock it takes (strictest subcommand wins, as the server decides it), what it
+//! creates and the enum labels it adds, and the candidate findings that the lock analysis
+//! (`lint`) then confirms or silences against the live catalog. Pure: it knows no folder and no
+//! database, so both the migrator and the lint read statements through it.
 
 use pg_query::protobuf::a_const::Val;
 use pg_query::protobuf::{ObjectType, ReindexObjectType};
 use pg_query::NodeEnum;
 
-use super::alter::alter_cmd;
+mod alter;
+
+use alter::alter_cmd;
 
 /// PostgreSQL's table lock modes, weakest first (docs, "Explicit Locking").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -160,7 +164,7 @@ pub fn classify(sql: &str) -> Option<Statement> {
     Some(out)
 }
 
-pub(super) fn name(rv: Option<&pg_query::protobuf::RangeVar>) -> Table {
+pub(crate) fn name(rv: Option<&pg_query::protobuf::RangeVar>) -> Table {
     rv.map(|r| Table {
         schema: r.schemaname.clone(),
         name: r.relname.clone(),
@@ -168,7 +172,7 @@ pub(super) fn name(rv: Option<&pg_query::protobuf::RangeVar>) -> Table {
     .unwrap_or_default()
 }
 
-pub(super) fn take(out: &mut Statement, lock: Lock, table: &Table) {
+pub(crate) fn take(out: &mut Statement, lock: Lock, table: &Table) {
     if out.lock.as_ref().is_none_or(|(l, _)| lock > *l) {
         out.lock = Some((lock, table.clone()));
     }
@@ -349,7 +353,7 @@ fn statement(node: &NodeEnum, out: &mut Statement) {
 }
 
 /// The String nodes of a name list (`schema.name`, a function's qualified name).
-pub(super) fn strings(nodes: &[pg_query::protobuf::Node]) -> Vec<&str> {
+pub(crate) fn strings(nodes: &[pg_query::protobuf::Node]) -> Vec<&str> {
     nodes
         .iter()
         .filter_map(|p| match p.node.as_ref() {
@@ -406,5 +410,4 @@ fn rewrite(out: &mut Statement, table: Table, rule: &'static str) {
 }
 
 #[cfg(test)]
-#[path = "rules_tests.rs"]
 mod tests;

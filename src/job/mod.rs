@@ -3,8 +3,8 @@
 //! databases uses it for each.
 
 use crate::config::Config;
-use crate::exit::Error;
-use crate::idle;
+use crate::outcome::{Done, Error};
+mod idle;
 use crate::migrate::{self, source, MigrateError, Source};
 use crate::pg::lock::{self, LockError, Mode};
 use crate::pg::pooler;
@@ -66,28 +66,6 @@ impl Inputs {
             false => Vec::new(),
         };
         Ok(Inputs { source, seeds })
-    }
-}
-
-/// What one database's job did.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct Done {
-    pub applied: usize,
-    pub already_applied: usize,
-    pub seeds_run: usize,
-}
-
-impl std::fmt::Display for Done {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
-        write!(
-            f,
-            "{} migration{} applied, {} seed{} run",
-            self.applied,
-            plural(self.applied),
-            self.seeds_run,
-            plural(self.seeds_run)
-        )
     }
 }
 
@@ -263,7 +241,9 @@ async fn work(
                 connect: &cfg.connect,
                 every: cfg.fleet.progress_interval,
             });
-            migrate::migrate(session, &cfg.migrate, source, watch).await?
+            let prepared = migrate::prepare(session, &cfg.migrate, source).await?;
+            crate::lint::gate(session, &cfg.migrate, source, prepared.pending()).await?;
+            migrate::apply_pending(session, &cfg.migrate, source, prepared, watch).await?
         }
         None => migrate::Outcome::default(),
     };

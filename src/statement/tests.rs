@@ -224,21 +224,18 @@ fn every_rule_has_an_id() {
     ];
     let mut raised: Vec<&str> = corpus.iter().flat_map(|sql| rules(sql)).collect();
     for id in &raised {
-        assert!(
-            super::super::ids::find(id).is_some(),
-            "{id} is not in ids.rs"
-        );
+        assert!(crate::rule_ids::find(id).is_some(), "{id} is not in ids.rs");
     }
     raised.sort();
     raised.dedup();
-    let mut ids: Vec<&str> = super::super::ids::RULES
+    let mut ids: Vec<&str> = crate::rule_ids::RULES
         .iter()
         .map(|r| r.id)
         .filter(|id| {
             ![
-                super::super::ids::SESSION_RULE,
-                super::super::ids::ENUM_RULE,
-                super::super::ids::INVALID_INDEX_RULE,
+                crate::rule_ids::SESSION_RULE,
+                crate::rule_ids::ENUM_RULE,
+                crate::rule_ids::INVALID_INDEX_RULE,
             ]
             .contains(id)
         })

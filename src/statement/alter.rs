@@ -4,7 +4,7 @@
 use pg_query::protobuf::{AlterTableType, ConstrType};
 use pg_query::{NodeEnum, NodeRef};
 
-use super::rules::{strings, take, Candidate, Lock, Needs, Statement, Table};
+use super::{strings, take, Candidate, Lock, Needs, Statement, Table};
 
 pub(super) fn alter_cmd(c: &pg_query::protobuf::AlterTableCmd, table: &Table, out: &mut Statement) {
     let kind = AlterTableType::try_from(c.subtype).unwrap_or(AlterTableType::Undefined);
@@ -76,7 +76,7 @@ pub(super) fn alter_cmd(c: &pg_query::protobuf::AlterTableCmd, table: &Table, ou
                 found.push(Candidate {
                     rule: "attach-partition-scan",
                     lock: Lock::AccessExclusive,
-                    table: super::rules::name(p.name.as_ref()),
+                    table: super::name(p.name.as_ref()),
                     needs: Needs::Rows,
                     why: "scans the partition under an ACCESS EXCLUSIVE lock to prove every row fits the bound",
                     fix: "first ADD CONSTRAINT ... CHECK (<the bound>) NOT VALID and VALIDATE it on the partition: ATTACH then skips the scan",

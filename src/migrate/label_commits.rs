@@ -2,7 +2,7 @@
 //! refuses a label added in the same transaction (55P04), so db-init commits after the
 //! `ADD VALUE` and writes the history row with the last part, where Drizzle's migrator fails.
 
-use crate::migrate::migration::Migration;
+use super::migration::Migration;
 
 /// The chunks (indices into `m.statements`) after which the migration commits: after the last
 /// `ADD VALUE` before a chunk that uses a label added earlier, unless a cut already falls
@@ -18,8 +18,8 @@ pub fn commit_points(m: &Migration) -> Vec<usize> {
     let mut cuts: Vec<usize> = Vec::new();
     for chunk in 0..m.statements.len() {
         let (sql, _) = m.statement_sql(chunk);
-        for piece in crate::migrate::sql::statements(sql) {
-            let Some(stmt) = sql.get(piece.range).and_then(super::rules::classify) else {
+        for piece in super::sql::statements(sql) {
+            let Some(stmt) = sql.get(piece.range).and_then(crate::statement::classify) else {
                 continue;
             };
             // The latest earlier chunk that adds a label: one cut there serves every label
