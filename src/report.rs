@@ -35,10 +35,11 @@ pub fn status_text(source: &Source, a: &Assessment, findings: Option<&[Finding]>
         source.layout,
         a.history.qualified()
     );
-    if let Some(matches) = &a.upgrade {
+    if let Some(up) = &a.upgrade {
         out.push_str(&format!(
-            "history table has Drizzle 0.x's shape: the next run upgrades it to v1's ({} row(s) matched)\n",
-            matches.len()
+            "history table: the next run upgrades it to {} ({} row(s) matched)\n",
+            up.into,
+            up.matched.len()
         ));
     }
     out.push_str(&format!("{:<12} {:<16} {}\n", "STATE", "VERSION", "FILE"));
@@ -120,8 +121,9 @@ pub fn status_fields(source: &Source, a: &Assessment) -> Map<String, Value> {
         .iter()
         .map(|r| serde_json::json!({ "version": r.version, "name": r.name, "checksum": r.checksum, "state": "ahead" }))
         .collect();
-    let upgrade = a.upgrade.as_ref().map(|m| {
-        m.iter()
+    let upgrade = a.upgrade.as_ref().map(|up| {
+        up.matched
+            .iter()
             .map(|u| serde_json::json!({"id": u.id, "name": u.name}))
             .collect::<Vec<_>>()
     });
@@ -295,12 +297,15 @@ pub fn plan_text(source: &Source, a: &Assessment, cfg: &Config) -> String {
         pending.len(),
         a.history.qualified()
     );
-    if let Some(matches) = &a.upgrade {
-        out.push_str("-- the Drizzle 0.x history table is upgraded to Drizzle v1's shape first:\n");
-        for m in matches {
+    if let Some(up) = &a.upgrade {
+        out.push_str(&format!(
+            "-- the history table is upgraded to {} first:\n",
+            up.into
+        ));
+        for m in &up.matched {
             out.push_str(&format!("--   row {} is {}\n", m.id, m.name));
         }
-        out.push_str(&a.history.upgrade_sql(matches));
+        out.push_str(&a.history.upgrade_sql(up));
         out.push('\n');
     }
     if !pending.is_empty() {

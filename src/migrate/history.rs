@@ -3,7 +3,6 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::drizzle_v1;
 use super::format;
 use super::migration::Migration;
 use super::plan::AppliedRow;
@@ -141,9 +140,11 @@ impl History {
         )
     }
 
-    /// Drizzle v1's in-place upgrade of a 0.x table, as one transaction.
-    pub fn upgrade_sql(&self, matches: &[drizzle_v1::UpgradeMatch]) -> String {
-        let statements = drizzle_v1::upgrade_statements(&self.schema, &self.table, matches);
+    /// The format's in-place upgrade of the table's shape, as one transaction.
+    pub fn upgrade_sql(&self, up: &format::HistoryUpgrade) -> String {
+        let statements = self
+            .format()
+            .upgrade_statements(&self.schema, &self.table, up);
         format!("BEGIN;\n{};\nCOMMIT;", statements.join(";\n"))
     }
 

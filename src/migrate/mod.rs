@@ -3,17 +3,13 @@
 pub mod apply;
 pub mod baseline;
 pub mod concurrent;
-pub mod drizzle_v1;
 pub mod format;
 mod hints;
 pub mod history;
-mod journal;
 mod label_commits;
-mod layout_v1;
 pub mod migration;
 pub mod new;
 pub mod plan;
-mod plan_v1;
 mod problem;
 mod read;
 pub mod repair;
@@ -118,8 +114,8 @@ pub struct Assessment {
     pub history: History,
     pub plan: Plan,
     pub table_exists: bool,
-    /// Drizzle v1: the 0.x table's rows and the folder each matched, to be upgraded first.
-    pub upgrade: Option<Vec<drizzle_v1::UpgradeMatch>>,
+    /// A change of the table's shape to make first (Drizzle v1 upgrading a 0.x table).
+    pub upgrade: Option<format::HistoryUpgrade>,
 }
 
 /// Reads the history and plans (no writes).
@@ -177,27 +173,28 @@ pub fn judge(
     }
 }
 
-/// Drizzle v1's upgrade of a 0.x history table, in one transaction, saying which row became
-/// which folder.
+/// The format's upgrade of the history table's shape, in one transaction, saying which row
+/// became which migration.
 pub(super) async fn upgrade_history(
     session: &Session,
     history: &History,
-    matches: &[drizzle_v1::UpgradeMatch],
+    up: &format::HistoryUpgrade,
 ) -> Result<(), MigrateError> {
-    for m in matches {
-        tracing::info!(id = m.id, folder = %m.name, "upgrading the Drizzle 0.x history table: row matched");
+    for m in &up.matched {
+        tracing::info!(id = m.id, migration = %m.name, into = up.into, "upgrading the history table: row matched");
     }
-    if let Err(e) = session.batch_execute(&history.upgrade_sql(matches)).await {
+    if let Err(e) = session.batch_execute(&history.upgrade_sql(up)).await {
         let _ = session.batch_execute("ROLLBACK").await;
         return Err(PgError::new(
-            format!("upgrading {} to Drizzle v1's shape", history.qualified()),
+            format!("upgrading {} to {}", history.qualified(), up.into),
             e,
         )
         .into());
     }
     tracing::info!(
-        rows = matches.len(),
-        "history table upgraded to Drizzle v1's shape (name, applied_at)"
+        rows = up.matched.len(),
+        into = up.into,
+        "history table upgraded"
     );
     Ok(())
 }
@@ -235,8 +232,8 @@ pub async fn prepare(
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
-    if let Some(matches) = &upgrade {
-        upgrade_history(session, &history, matches).await?;
+    if let Some(up) = &upgrade {
+        upgrade_history(session, &history, up).await?;
     }
     for e in plan
         .entries

@@ -37,6 +37,8 @@ pub struct Policy {
     /// History rows newer than every migration of the folder: a warning or a problem.
     pub ahead: Unlisted,
     pub atomic: bool,
+    /// What the folder's own tool does with a pending migration older than the newest applied.
+    pub out_of_order_note: &'static str,
 }
 
 impl Policy {
@@ -49,6 +51,7 @@ impl Policy {
             allow_missing: s.allow_missing,
             ahead: s.database_ahead,
             atomic: s.atomic,
+            out_of_order_note: super::format::of(layout).out_of_order_note(),
         }
     }
 }
@@ -115,6 +118,7 @@ impl Plan {
                 self.problems.push(Problem::OutOfOrder {
                     file: m.file.clone(),
                     newest_applied: newest_applied.unwrap_or_default(),
+                    tool_does: policy.out_of_order_note,
                 })
             }
             _ => {}

@@ -20,6 +20,7 @@ const POLICY: Policy = Policy {
     allow_missing: false,
     ahead: Unlisted::Warn,
     atomic: false,
+    out_of_order_note: "skipped",
 };
 
 #[test]

@@ -23,6 +23,9 @@ pub enum Problem {
     OutOfOrder {
         file: String,
         newest_applied: i64,
+        /// What the folder's own tool does with it ([`crate::migrate::format::Format::out_of_order_note`]).
+        #[serde(skip)]
+        tool_does: &'static str,
     },
     /// A pending version below the newest applied, refused as the tool itself refuses it.
     OutOfOrderVersion {
@@ -169,11 +172,11 @@ impl fmt::Display for Problem {
                     .or(version.map(|v| v.to_string()))
                     .unwrap_or("without version".to_string())
             ),
-            Problem::OutOfOrder { file, newest_applied } => write!(
+            Problem::OutOfOrder { file, newest_applied, tool_does } => write!(
                 f,
                 "{file}: pending but older than the newest applied migration ({newest_applied}); \
-                 Drizzle would skip it silently. Regenerate it after the newest one, or set \
-                 out_of_order: allow to apply it"
+                 {tool_does}. Give it a version after the newest one, or set out_of_order: allow \
+                 to apply it"
             ),
             Problem::OutOfOrderVersion { file, tool, newest_applied } => write!(
                 f,
@@ -238,7 +241,7 @@ impl fmt::Display for Problem {
                 f,
                 "meta/_journal.json (Drizzle 0.x) beside Drizzle v1 migration folders: Drizzle v1 refuses this \
                  (\"{}\"); convert the rest with `drizzle-kit up`, or remove the leftover journal",
-                super::drizzle_v1::OLD_LAYOUT_MESSAGE
+                super::format::drizzle_v1_rules::OLD_LAYOUT_MESSAGE
             ),
             Problem::UnknownLayout => write!(
                 f,
@@ -328,6 +331,8 @@ pub enum Warning {
     NotInJournal { file: String },
     /// A `.sql` file beside Drizzle v1's migration folders: ignored, as Drizzle v1 ignores it.
     NotAMigration { file: String },
+    /// A file the folder's tool passes over (its name is not one of its migrations'), and why.
+    Ignored { file: String, why: String },
     /// The recorded checksum is the file's after a CRLF <-> LF conversion.
     LineEndings { file: String },
     /// History rows newer than every migration of the folder: an older release rolled back
@@ -366,6 +371,7 @@ impl fmt::Display for Warning {
                 "{file} is not inside a <YYYYMMDDHHMMSS>_<name>/ folder: ignored, as Drizzle v1 ignores it \
                  (never applied)"
             ),
+            Warning::Ignored { file, why } => write!(f, "{file}: ignored, {why} (never applied)"),
             Warning::LineEndings { file } => write!(
                 f,
                 "{file}: only its line endings changed since it was applied (CRLF <-> LF, e.g. git autocrlf); \

@@ -305,3 +305,41 @@ fn a_flyway_placeholder_is_refused_before_anything_runs() {
     assert!(run.stderr.contains("V2__b.sql:2:22"), "{}", run.stderr);
     assert_eq!(db.sql("SELECT to_regclass('public.a') IS NULL"), "t");
 }
+
+#[test]
+fn a_flyway_callback_is_refused_and_a_misnamed_script_is_named_as_ignored() {
+    let db = TestDb::new("flyway_callback");
+    let dir = db.work.join("db/migration");
+    write(&dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+    write(
+        &dir,
+        "afterMigrate__grants.sql",
+        "GRANT SELECT ON a TO PUBLIC;\n",
+    );
+    let run = db.run(&["run", "--migrations", "db/migration"]);
+    run.expect(7);
+    assert!(
+        run.stderr.contains("afterMigrate__grants.sql")
+            && run.stderr.contains("callback (afterMigrate)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('public.a') IS NULL"), "t");
+
+    // A name Flyway passes over (one underscore) is passed over too, and said so.
+    std::fs::remove_file(dir.join("afterMigrate__grants.sql")).unwrap_or_else(|e| panic!("{e}"));
+    write(&dir, "V2_b.sql", "CREATE TABLE b (id int);\n");
+    let run = db.run(&["run", "--migrations", "db/migration"]);
+    run.expect(0);
+    assert!(
+        run.stderr
+            .contains("V2_b.sql: ignored, not a Flyway migration name"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('public.b') IS NULL"), "t");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM public.flyway_schema_history"),
+        "1"
+    );
+}

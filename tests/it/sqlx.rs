@@ -1,7 +1,7 @@
 //! sqlx folders (issue 21, `layout: sqlx`), checked against sqlx-cli itself (crates.io, exact
 //! version, installed by scripts/peers/install.sh): `_sqlx_migrations` as sqlx creates it
 //! (pg_dump), sqlx finds nothing to do after db-init (SHA-384 checksums and descriptions
-//! match), and db-init nothing after sqlx; a file edited after sqlx applied it is refused.
+//! match), and db-init nothing after sqlx, half and half both ways; a file edited after sqlx applied it is refused.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -85,6 +85,41 @@ fn db_init_and_sqlx_agree_both_ways() {
         "{}",
         edited.stderr
     );
+
+    // Half and half, both ways: one tool applies the first file, the other the rest, then the
+    // first finds nothing to do; rows and schema as sqlx alone writes them.
+    for (first, name) in [("sqlx", "sqlx_half_theirs"), ("db-init", "sqlx_half_ours")] {
+        let db = TestDb::new(name);
+        folder(&db);
+        let later = db.work.join("migrations/20240102120000_add_index.up.sql");
+        let held = std::fs::read_to_string(&later).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(&later).unwrap_or_else(|e| panic!("{e}"));
+        let rest = || std::fs::write(&later, &held).unwrap_or_else(|e| panic!("{e}"));
+        if first == "sqlx" {
+            sqlx_migrate(&db, "run");
+            rest();
+            db.run(&["run", "--layout", "sqlx"]).expect(0);
+            let said = sqlx_migrate(&db, "run");
+            assert!(!said.contains("Applied"), "sqlx applied again: {said}");
+        } else {
+            db.run(&["run", "--layout", "sqlx"]).expect(0);
+            rest();
+            let said = sqlx_migrate(&db, "run");
+            assert!(said.contains("Applied"), "sqlx applied nothing: {said}");
+            let status = db.run(&["status", "--layout", "sqlx"]);
+            status.expect(0);
+        }
+        assert_eq!(
+            schema_dump(&db).replace(&db.name, ""),
+            schema_dump(&ours).replace(&ours.name, ""),
+            "{first} first: the schemas differ"
+        );
+        assert_eq!(
+            rows(&db),
+            rows(&ours),
+            "{first} first: the rows differ from sqlx's own"
+        );
+    }
 }
 
 /// A mixed rollout: an app whose `sqlx::migrate!()` migrator is at work (it holds sqlx's lock,

@@ -6,7 +6,6 @@
 
 use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
-use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Outside, Split};
 use crate::migrate::plan::{AppliedRow, Plan, Policy, State};
@@ -169,7 +168,7 @@ impl Format for Dbmate {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+    ) -> (Plan, Option<super::HistoryUpgrade>) {
         let mut plan = Plan::default();
         let rows: Vec<AppliedRow> = table.map(|t| t.rows.clone()).unwrap_or_default();
         let recorded = |m: &Migration| rows.iter().any(|r| r.name.as_deref() == Some(&m.name));

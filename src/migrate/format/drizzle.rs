@@ -86,6 +86,10 @@ impl Format for Drizzle {
         OutOfOrder::Error
     }
 
+    fn out_of_order_note(&self) -> &'static str {
+        "Drizzle would skip it silently"
+    }
+
     fn matches_moved_rows_by_checksum(&self) -> bool {
         true
     }
@@ -151,7 +155,7 @@ fn load_journal(
     let order: Vec<_> = journal
         .entries
         .iter()
-        .map(|e| crate::migrate::journal::Entry {
+        .map(|e| super::drizzle_journal::Entry {
             idx: e.idx,
             tag: &e.tag,
             when: e.when,
@@ -159,7 +163,7 @@ fn load_journal(
         .collect();
     source
         .warnings
-        .extend(crate::migrate::journal::branch_conflicts(&order));
+        .extend(super::drizzle_journal::branch_conflicts(&order));
     let mut tags = HashSet::new();
     let mut whens = HashSet::new();
     let mut listed = HashSet::new();

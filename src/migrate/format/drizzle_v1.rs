@@ -1,12 +1,13 @@
 //! Drizzle 1.0: `<YYYYMMDDHHMMSS>_<name>/migration.sql` folders and no journal, read as
-//! drizzle-orm 1.0's migrator reads them (`layout_v1.rs`); the history table gains `name` and
+//! drizzle-orm 1.0's migrator reads them (`drizzle_v1_folder.rs`); the history table gains `name` and
 //! `applied_at`, and a 0.x table is upgraded in place as Drizzle v1 upgrades it
-//! (`drizzle_v1.rs` has Drizzle's own statements).
+//! (`drizzle_v1_rules.rs` has Drizzle's own statements).
 
+use super::drizzle_v1_rules as v1;
+use super::HistoryUpgrade;
 use super::{Folder, Format};
 use crate::config::MigrateSettings;
 use crate::config::OutOfOrder;
-use crate::migrate::drizzle_v1::{self as v1, UpgradeMatch};
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::Migration;
 use crate::migrate::plan::{Plan, Policy};
@@ -35,7 +36,7 @@ impl Format for DrizzleV1 {
             source.problems.push(Problem::MixedLayout);
             return Ok(());
         }
-        crate::migrate::layout_v1::load(source, folder.v1_folders)
+        super::drizzle_v1_folder::load(source, folder.v1_folders)
     }
 
     fn history_table(&self, settings: &MigrateSettings) -> (String, String) {
@@ -97,7 +98,11 @@ impl Format for DrizzleV1 {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
-        crate::migrate::plan_v1::plan(migrations, table, policy)
+    ) -> (Plan, Option<HistoryUpgrade>) {
+        super::drizzle_v1_plan::plan(migrations, table, policy)
+    }
+
+    fn upgrade_statements(&self, schema: &str, table: &str, up: &HistoryUpgrade) -> Vec<String> {
+        v1::upgrade_statements(schema, table, &up.matched)
     }
 }

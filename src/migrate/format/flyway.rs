@@ -13,13 +13,12 @@ use super::flyway_plan::{plan, Row};
 use super::flyway_rules::{self, Name};
 use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
-use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Outside, Split};
 use crate::migrate::plan::{Plan, Policy};
 use crate::migrate::read::Wanted;
 use crate::migrate::source::{Layout, Source};
-use crate::migrate::{MigrateError, Problem};
+use crate::migrate::{MigrateError, Problem, Warning};
 use crate::pg::quote::{quote_ident, quote_literal};
 
 const TABLE: &str = "flyway_schema_history";
@@ -45,13 +44,28 @@ impl Format for Flyway {
     ) -> Result<(), MigrateError> {
         let mut files = Vec::new();
         scripts(&folder.dir, "", &mut files)?;
-        let mut named: Vec<(Name, String)> = files
-            .into_iter()
-            .filter_map(|f| {
-                let base = f.rsplit('/').next().unwrap_or(&f).to_string();
-                parse_name(&base).map(|n| (n, f))
-            })
-            .collect();
+        let mut named: Vec<(Name, String)> = Vec::new();
+        for f in files {
+            let base = f.rsplit('/').next().unwrap_or(&f).to_string();
+            match parse_name(&base) {
+                Some(n) => named.push((n, f)),
+                None => match flyway_rules::not_a_migration(&base) {
+                    Err(event) => source.problems.push(Problem::Unsupported {
+                        file: f,
+                        at: None,
+                        what: format!(
+                            "a Flyway callback ({event}), which Flyway runs during `migrate` and \
+                             db-init does not; move what it does into a migration (a repeatable \
+                             R__ script re-runs when it changes)"
+                        ),
+                    }),
+                    Ok(why) => source.warnings.push(Warning::Ignored {
+                        file: f,
+                        why: why.into(),
+                    }),
+                },
+            }
+        }
         // Versions in Flyway's order, then repeatables by description.
         named.sort_by(|(a, fa), (b, fb)| flyway_rules::order(a, b).then_with(|| fa.cmp(fb)));
         for pair in named.windows(2) {
@@ -252,7 +266,7 @@ impl Format for Flyway {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+    ) -> (Plan, Option<super::HistoryUpgrade>) {
         let rows: Vec<Row> = table
             .map(|t| t.rows.iter().filter_map(Row::from_applied).collect())
             .unwrap_or_default();

@@ -211,6 +211,7 @@ mod tests {
         allow_missing: false,
         ahead: Unlisted::Warn,
         atomic: false,
+        out_of_order_note: "skipped",
     };
 
     fn file(rank: i64, file: &str, sql: &str) -> Migration {

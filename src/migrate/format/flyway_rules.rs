@@ -127,6 +127,46 @@ pub fn parse_name(file: &str) -> Option<Name> {
     })
 }
 
+/// The SQL callbacks Flyway runs around a `migrate` (`<event>.sql`, `<event>__<what>.sql`):
+/// db-init runs none of them, so a folder with one is refused rather than migrated without it.
+const MIGRATE_CALLBACKS: &[&str] = &[
+    "beforeConnect",
+    "afterConnect",
+    "beforeValidate",
+    "afterValidate",
+    "afterValidateError",
+    "beforeCreateSchema",
+    "createSchema",
+    "beforeMigrate",
+    "beforeRepeatables",
+    "beforeEachMigrate",
+    "beforeEachMigrateStatement",
+    "afterEachMigrateStatement",
+    "afterEachMigrateStatementError",
+    "afterEachMigrate",
+    "afterEachMigrateError",
+    "afterMigrate",
+    "afterMigrateApplied",
+    "afterVersioned",
+    "afterMigrateError",
+];
+
+/// What Flyway does with a `.sql` file whose name is not a migration's: `Err(event)` for a
+/// callback it runs during `migrate`, `Ok(why)` for one it passes over.
+pub fn not_a_migration(file: &str) -> Result<&'static str, &'static str> {
+    let stem = file.strip_suffix(".sql").unwrap_or(file);
+    let event = stem.split_once("__").map_or(stem, |(e, _)| e);
+    if let Some(e) = MIGRATE_CALLBACKS.iter().find(|c| **c == event) {
+        return Err(e);
+    }
+    if stem.starts_with('U') && stem.contains("__") {
+        return Ok(
+            "an undo migration, which only Flyway's paid editions run, and only on `flyway undo`",
+        );
+    }
+    Ok("not a Flyway migration name (V<version>__<description>.sql or R__<description>.sql), which Flyway passes over")
+}
+
 /// Flyway's order: versions first, by number, then repeatables by description.
 pub fn order(a: &Name, b: &Name) -> Ordering {
     match (a, b) {
@@ -267,6 +307,20 @@ mod tests {
         assert_ne!(checksum("a\nb"), checksum("a\n\u{feff}b"));
         assert_eq!(checksum("a\n\nb\r\n"), checksum("ab"));
         assert_eq!(checksum(""), 0);
+    }
+
+    #[test]
+    fn a_name_that_is_no_migration_is_a_callback_or_passed_over() {
+        assert_eq!(not_a_migration("afterMigrate.sql"), Err("afterMigrate"));
+        assert_eq!(
+            not_a_migration("beforeEachMigrate__audit.sql"),
+            Err("beforeEachMigrate")
+        );
+        assert!(not_a_migration("U2__drop.sql").is_ok_and(|w| w.contains("undo")));
+        assert!(
+            not_a_migration("V1_single_underscore.sql").is_ok_and(|w| w.contains("passes over"))
+        );
+        assert!(not_a_migration("beforeClean.sql").is_ok());
     }
 
     #[test]

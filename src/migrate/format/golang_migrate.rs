@@ -7,7 +7,6 @@
 
 use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
-use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::Migration;
 use crate::migrate::plan::{AppliedRow, Plan, Policy, State};
@@ -131,7 +130,7 @@ impl Format for GolangMigrate {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+    ) -> (Plan, Option<super::HistoryUpgrade>) {
         let mut plan = Plan::default();
         let rows: Vec<AppliedRow> = table.map(|t| t.rows.clone()).unwrap_or_default();
         let mark = rows.iter().filter_map(|r| r.version).max();

@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use super::goose_parse;
 use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
-use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Outside, Split};
 use crate::migrate::plan::{AppliedRow, Plan, Policy, State};
@@ -268,7 +267,7 @@ impl Format for Goose {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+    ) -> (Plan, Option<super::HistoryUpgrade>) {
         let mut plan = Plan::default();
         let rows: Vec<AppliedRow> = table.map(|t| t.rows.clone()).unwrap_or_default();
         let recorded: HashSet<i64> = rows.iter().filter_map(|r| r.version).collect();

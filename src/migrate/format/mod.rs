@@ -8,7 +8,11 @@
 mod by_history;
 mod dbmate;
 mod drizzle;
+mod drizzle_journal;
 mod drizzle_v1;
+mod drizzle_v1_folder;
+mod drizzle_v1_plan;
+pub mod drizzle_v1_rules;
 mod flyway;
 mod flyway_plan;
 mod flyway_rules;
@@ -53,7 +57,7 @@ impl Folder {
     pub fn read(dir: &Path) -> Result<Folder, MigrateError> {
         let mut folder = Folder {
             dir: dir.to_path_buf(),
-            v1_folders: super::layout_v1::folders(dir)?,
+            v1_folders: drizzle_v1_folder::folders(dir)?,
             journal: dir.join("meta").join("_journal.json").exists(),
             up_files: false,
             dbmate: false,
@@ -106,6 +110,26 @@ fn first_text(dir: &Path, names: &[String]) -> Result<Option<String>, MigrateErr
     }
     let bytes = std::fs::read(&path).map_err(super::source::io(&path))?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A change of the history table's shape that a run makes, in one transaction, before it
+/// migrates (Drizzle v1 upgrading a 0.x table): planned by the format, which also writes its
+/// statements ([`Format::upgrade_statements`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryUpgrade {
+    /// What the table becomes, for the log.
+    pub into: &'static str,
+    /// Each row and the migration it was matched to, in the statements' order.
+    pub matched: Vec<RowMatch>,
+}
+
+/// One history row of an upgrade and the migration it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowMatch {
+    /// The row's `id`.
+    pub id: i64,
+    /// The migration's name as the upgraded table records it.
+    pub name: String,
 }
 
 /// How a tool keys its advisory lock.
@@ -168,6 +192,11 @@ pub trait Format: Sync {
     fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String);
     /// `out_of_order` when the settings do not say: what the tool itself does.
     fn default_out_of_order(&self) -> OutOfOrder;
+    /// What the tool does with a pending migration older than the newest applied, for the
+    /// problem that refuses it.
+    fn out_of_order_note(&self) -> &'static str {
+        "applied now, it would run after migrations newer than itself"
+    }
     /// The tool's own advisory lock, which db-init also holds while it migrates, so that the
     /// tool's migrator and db-init never run at once in a mixed rollout.
     fn tool_lock(&self) -> Option<ToolLock> {
@@ -177,6 +206,10 @@ pub trait Format: Sync {
     /// checksum (Drizzle 0.x identifies nothing by `when` itself).
     fn matches_moved_rows_by_checksum(&self) -> bool {
         false
+    }
+    /// The statements of an upgrade [`Format::plan`] asked for, without BEGIN/COMMIT.
+    fn upgrade_statements(&self, _schema: &str, _table: &str, _up: &HistoryUpgrade) -> Vec<String> {
+        Vec::new()
     }
     /// The file(s) `new NAME` writes, relative to the folder, with their text: the tool's own
     /// naming and template. `Err`: why db-init does not make it (a usage error).
@@ -202,7 +235,7 @@ pub trait Format: Sync {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<super::drizzle_v1::UpgradeMatch>>) {
+    ) -> (Plan, Option<HistoryUpgrade>) {
         // Rows by version, the shared planner; a format with its own identity overrides it.
         let rows = table.map(|t| t.rows.as_slice()).unwrap_or(&[]);
         (super::plan::plan(migrations, rows, policy), None)

@@ -6,9 +6,9 @@
 //! failed row. A failed row Prisma left (`finished_at` and `rolled_back_at` NULL) stops the run
 //! as it stops Prisma, naming `prisma migrate resolve`.
 
+use super::drizzle_v1_rules::parse_folder_name;
 use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
-use crate::migrate::drizzle_v1::{parse_folder_name, UpgradeMatch};
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Split};
 use crate::migrate::plan::{Plan, Policy};
@@ -167,7 +167,7 @@ impl Format for Prisma {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+    ) -> (Plan, Option<super::HistoryUpgrade>) {
         let (unfinished, finished): (Vec<_>, Vec<_>) = table
             .map(|t| t.rows.clone())
             .unwrap_or_default()
@@ -180,7 +180,7 @@ impl Format for Prisma {
             shape: Shape::V1,
             rows: finished,
         });
-        let (mut plan, _) = crate::migrate::plan_v1::plan(migrations, table.as_ref(), policy);
+        let (mut plan, _) = super::drizzle_v1_plan::plan(migrations, table.as_ref(), policy);
         for row in unfinished {
             let name = row.name.unwrap_or_default();
             plan.problems.push(Problem::Unfinished {

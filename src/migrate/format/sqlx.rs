@@ -7,7 +7,6 @@
 
 use super::{Folder, Format};
 use crate::config::{MigrateSettings, OutOfOrder};
-use crate::migrate::drizzle_v1::UpgradeMatch;
 use crate::migrate::history::{Shape, Table};
 use crate::migrate::migration::{Migration, Outside};
 use crate::migrate::plan::{Plan, Policy};
@@ -155,7 +154,7 @@ impl Format for Sqlx {
         migrations: &[Migration],
         table: Option<&Table>,
         policy: &Policy,
-    ) -> (Plan, Option<Vec<UpgradeMatch>>) {
+    ) -> (Plan, Option<super::HistoryUpgrade>) {
         let rows = table.map(|t| t.rows.clone()).unwrap_or_default();
         let (failed, done): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.checksum == FAILED);
         let mut plan = crate::migrate::plan::plan(migrations, &done, policy);

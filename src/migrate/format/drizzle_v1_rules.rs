@@ -207,13 +207,7 @@ pub fn sort_like_drizzle<T>(items: &mut [T], name: impl Fn(&T) -> &str) -> Resul
 }
 
 /// One row of an upgraded 0.x table: its `id` gets `name` (and `applied_at` NULL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpgradeMatch {
-    /// The row's `id`.
-    pub id: i64,
-    /// The local folder name it gets.
-    pub name: String,
-}
+pub use super::RowMatch as UpgradeMatch;
 
 /// The result of Drizzle's `upToV1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,5 +383,5 @@ pub fn pending(recorded: &[HistoryRow], local: &[LocalMigration]) -> PendingChec
 }
 
 #[cfg(test)]
-#[path = "drizzle_v1_tests.rs"]
+#[path = "drizzle_v1_rules_tests.rs"]
 mod tests;

@@ -5,18 +5,19 @@
 
 use std::collections::HashMap;
 
-use super::drizzle_v1::{self, HistoryRow, LocalMigration, UpgradeMatch};
-use super::history::{Shape, Table};
-use super::migration::Migration;
-use super::plan::{AppliedRow, Entry, Plan, Policy, State};
-use super::Problem;
+use super::drizzle_v1_rules::{self as drizzle_v1, HistoryRow, LocalMigration};
+use super::HistoryUpgrade;
+use crate::migrate::history::{Shape, Table};
+use crate::migrate::migration::Migration;
+use crate::migrate::plan::{AppliedRow, Entry, Plan, Policy, State};
+use crate::migrate::Problem;
 
 /// The plan, and the upgrade to run first when the table still has the 0.x shape.
 pub fn plan(
     migrations: &[Migration],
     table: Option<&Table>,
     policy: &Policy,
-) -> (Plan, Option<Vec<UpgradeMatch>>) {
+) -> (Plan, Option<HistoryUpgrade>) {
     let locals: Vec<LocalMigration> = migrations
         .iter()
         .map(|m| LocalMigration {
@@ -39,7 +40,10 @@ pub fn plan(
                 for row in &mut rows {
                     row.name = row.id.and_then(|id| names.get(&id)).map(|n| n.to_string());
                 }
-                upgrade = Some(up.matches);
+                upgrade = Some(HistoryUpgrade {
+                    into: "Drizzle v1's shape (name, applied_at)",
+                    matched: up.matches,
+                });
             }
             Err(e) => {
                 plan.problems
@@ -140,6 +144,7 @@ mod tests {
         allow_missing: false,
         ahead: Unlisted::Warn,
         atomic: false,
+        out_of_order_note: "skipped",
     };
 
     fn m(name: &str, sql: &str) -> Migration {
@@ -230,7 +235,7 @@ mod tests {
         };
         let (p, up) = plan(&ms, Some(&t), &POLICY);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
-        assert_eq!(up.map(|u| u.len()), Some(1));
+        assert_eq!(up.map(|u| u.matched.len()), Some(1));
         assert_eq!(p.pending(), vec![1]);
         let t = Table {
             shape: Shape::V0,

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use super::drizzle_v1::{parse_folder_name, sort_like_drizzle};
-use super::migration::Split;
-use super::read::{read_all, Wanted};
-use super::source::{io, Source};
-use super::{MigrateError, Problem, Warning};
+use super::drizzle_v1_rules::{parse_folder_name, sort_like_drizzle};
+use crate::migrate::migration::Split;
+use crate::migrate::read::{read_all, Wanted};
+use crate::migrate::source::{io, Source};
+use crate::migrate::{MigrateError, Problem, Warning};
 
 /// Every entry of the folder with a `migration.sql` inside: Drizzle's candidates, whatever
 /// their names (a name Drizzle cannot parse is refused later, by [`load`]).

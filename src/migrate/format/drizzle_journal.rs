@@ -2,7 +2,7 @@
 //! entries with one `idx`, or an entry older than the one before it. A run warns (Drizzle runs
 //! such a journal too); `validate` fails on them, so CI catches the merge before a deploy does.
 
-use super::problem::Warning;
+use crate::migrate::Warning;
 
 /// One journal entry, as far as ordering goes.
 pub struct Entry<'a> {
