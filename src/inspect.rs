@@ -19,15 +19,8 @@ use crate::{job, report, seed};
 async fn assessed(cfg: &Config, cell: &OnceCell<Session>) -> Result<(Source, Assessment), Error> {
     let source = source::load(&cfg.migrate.dir, &cfg.migrate)?;
     let session = connect(cfg, cell).await?;
-    let assessment = migrate::assess(session, &cfg.migrate, &source).await?;
-    // Without its own history table, the folder may be another tool's whose table is there.
-    if !assessment.table_exists {
-        if let Some(other) = migrate::format::redetect(session, &cfg.migrate, &source).await? {
-            let assessment = migrate::assess(session, &cfg.migrate, &other).await?;
-            return Ok((other, assessment));
-        }
-    }
-    Ok((source, assessment))
+    let (other, assessment) = migrate::assess_detected(session, &cfg.migrate, &source).await?;
+    Ok((other.unwrap_or(source), assessment))
 }
 
 /// The one database's entry: its name and redacted URL, state, code, then `fields`.

@@ -89,12 +89,15 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
     };
     let work = |_, target| async move {
         let open = open(target, cfg, live).await?;
-        let assessed = match migrate::assess(&open.session, &cfg.migrate, source).await {
-            Ok(a) => {
+        // Each database's own history table may name another tool's reading of the folder.
+        let assessed = match migrate::assess_detected(&open.session, &cfg.migrate, source).await {
+            Ok((other, a)) => {
                 let pending = a.plan.pending();
+                let read = other.as_ref().unwrap_or(source);
                 let findings =
-                    crate::lint::for_document(&open.session, &cfg.migrate, source, &pending);
-                Ok((a, findings.await))
+                    crate::lint::for_document(&open.session, &cfg.migrate, read, &pending);
+                let findings = findings.await;
+                Ok((other, a, findings))
             }
             Err(e) => Err(e),
         };
@@ -165,13 +168,18 @@ pub async fn status(cfg: &Config, live: &Live, output: Output) -> Result<Success
     })
 }
 
-/// A database's assessment and the findings on its pending statements.
-type Assessed = (Assessment, Option<Vec<crate::lint::Finding>>);
+/// A database's reading of the folder when not the shared one, its assessment and the
+/// findings on its pending statements.
+type Assessed = (
+    Option<Source>,
+    Assessment,
+    Option<Vec<crate::lint::Finding>>,
+);
 
 fn fill(row: &mut Row, source: &Source, result: Result<Assessed, Error>) {
     match result {
-        Ok((a, findings)) => {
-            row.fields = status_fields(source, &a);
+        Ok((other, a, findings)) => {
+            row.fields = status_fields(other.as_ref().unwrap_or(source), &a);
             row.fields
                 .insert("findings".into(), serde_json::json!(findings));
             row.applied = row

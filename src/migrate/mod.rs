@@ -145,6 +145,24 @@ pub async fn assess(
     Ok(a)
 }
 
+/// [`assess`], with the folder read again as another tool's where its own history table is
+/// absent and the database has that tool's ([`format::redetect`]): `Some` is the folder as read
+/// again, which the assessment is of.
+pub async fn assess_detected(
+    client: &Client,
+    settings: &MigrateSettings,
+    source: &Source,
+) -> Result<(Option<Source>, Assessment), MigrateError> {
+    let assessment = assess(client, settings, source).await?;
+    if !assessment.table_exists {
+        if let Some(other) = format::redetect(client, settings, source).await? {
+            let assessment = assess(client, settings, &other).await?;
+            return Ok((Some(other), assessment));
+        }
+    }
+    Ok((None, assessment))
+}
+
 /// Plans the folder against a history table already read (`None`: it does not exist).
 pub fn judge(
     settings: &MigrateSettings,

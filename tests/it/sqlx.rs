@@ -203,4 +203,37 @@ fn an_existing_sqlx_table_names_the_format() {
         fresh.sql("SELECT count(*) FROM db_init.schema_migrations"),
         "2"
     );
+
+    // `status` over many databases reads each as its own history table says: sqlx's for the
+    // first, db-init's numbered layout for the second (both up to date, one run).
+    write(
+        &db.work,
+        "databases.txt",
+        &format!("{}\n{}\n", db.name, fresh.name),
+    );
+    let set = db.run(&[
+        "status",
+        "--format",
+        "json",
+        "--databases-file",
+        "databases.txt",
+    ]);
+    set.expect(0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&set.stdout).unwrap_or_else(|e| panic!("{e}: {}", set.stdout));
+    let layouts: Vec<String> = doc["databases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| format!("{} {} {}", e["database"], e["layout"], e["state"]))
+        .collect();
+    assert_eq!(
+        layouts,
+        [
+            format!("\"{}\" \"sqlx\" \"up_to_date\"", db.name),
+            format!("\"{}\" \"numbered\" \"up_to_date\"", fresh.name),
+        ],
+        "{}",
+        set.stdout
+    );
 }
