@@ -58,16 +58,30 @@ pub struct History {
     pub layout: Layout,
     schema: String,
     table: String,
+    /// The schema the tool puts first on the search path while it migrates.
+    migrates_in: Option<String>,
 }
 
 impl History {
     pub fn new(layout: Layout, settings: &MigrateSettings) -> History {
-        let (schema, table) = format::of(layout).history_table(settings);
+        let format = format::of(layout);
+        let (schema, table) = format.history_table(settings);
         History {
             layout,
             schema,
             table,
+            migrates_in: format.migrates_in(settings),
         }
+    }
+
+    /// The statement that puts the tool's migration schema first on the session's search path
+    /// (the original path kept after it), as the tool does before it runs migrations.
+    pub fn enter_schema_sql(&self) -> Option<String> {
+        let first = quote_literal(&quote_ident(self.migrates_in.as_deref()?));
+        Some(format!(
+            "SELECT set_config('search_path', CASE current_setting('search_path') WHEN '' THEN {first} \
+             ELSE {first} || ', ' || current_setting('search_path') END, false)"
+        ))
     }
 
     fn format(&self) -> &'static dyn format::Format {

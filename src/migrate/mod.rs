@@ -293,6 +293,12 @@ pub async fn apply_pending(
                 .await
                 .map_err(MigrateError::History)?;
         }
+        if let Some(sql) = history.enter_schema_sql() {
+            session
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| MigrateError::History(PgError::new("setting the search path", e)))?;
+        }
         if let Err(e) = apply::apply(session, settings, &history, source, &pending, watch).await {
             return Err(hints::after_failure(session, &history, e, !table_exists).await);
         }

@@ -343,3 +343,53 @@ fn a_flyway_callback_is_refused_and_a_misnamed_script_is_named_as_ignored() {
         "1"
     );
 }
+
+/// Flyway's `defaultSchema` (`history.schema`): Flyway creates the schema with its table and
+/// writes its schema marker (rank 0, type SCHEMA, the quoted name as script), and runs the
+/// scripts with that schema first on the search path, so their unqualified names land there.
+#[test]
+fn a_default_schema_is_created_with_flyways_marker_and_the_scripts_run_in_it() {
+    let db = TestDb::new("flyway_schema");
+    let dir = db.work.join("db/migration");
+    write(&dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+    let args = [
+        "run",
+        "--migrations",
+        "db/migration",
+        "--history-schema",
+        "app",
+    ];
+    db.run(&args).expect(0);
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(concat_ws(',', installed_rank, coalesce(version, '-'), description, type, \
+             script, coalesce(checksum::text, '-'), installed_by = current_user, execution_time, success), \
+             E'\\n' ORDER BY installed_rank) FROM app.flyway_schema_history WHERE installed_rank = 0"
+        ),
+        "0,-,<< Flyway Schema Creation >>,SCHEMA,\"app\",-,t,0,t"
+    );
+    assert_eq!(
+        db.sql("SELECT to_regclass('app.a') IS NOT NULL AND to_regclass('public.a') IS NULL"),
+        "t"
+    );
+    write(&dir, "V2__b.sql", "CREATE TABLE b (id int);\n");
+    db.run(&args).expect(0);
+    assert_eq!(
+        db.sql("SELECT string_agg(installed_rank || ' ' || type, ',' ORDER BY installed_rank) FROM app.flyway_schema_history"),
+        "0 SCHEMA,1 SQL,2 SQL"
+    );
+    assert_eq!(db.sql("SELECT to_regclass('app.b') IS NOT NULL"), "t");
+    // A schema that was there before gets no marker: Flyway did not create it.
+    let other = TestDb::new("flyway_schema_there");
+    other.sql("CREATE SCHEMA app");
+    write(
+        &other.work.join("db/migration"),
+        "V1__a.sql",
+        "CREATE TABLE a (id int);\n",
+    );
+    other.run(&args).expect(0);
+    assert_eq!(
+        other.sql("SELECT string_agg(installed_rank || ' ' || type, ',' ORDER BY installed_rank) FROM app.flyway_schema_history"),
+        "1 SQL"
+    );
+}

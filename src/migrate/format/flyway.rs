@@ -157,8 +157,16 @@ impl Format for Flyway {
         super::tool_table(settings, TABLE)
     }
 
+    fn migrates_in(&self, settings: &MigrateSettings) -> Option<String> {
+        // Flyway's changeCurrentSchemaTo(defaultSchema): `"app",<the path it found>`.
+        settings.history_schema.clone()
+    }
+
     fn create_sql(&self, schema: &str, table: &str, qualified: &str) -> String {
-        // flyway-database-postgresql, PostgreSQLDatabase.getRawCreateScript (no tablespace).
+        // flyway-database-postgresql, PostgreSQLDatabase.getRawCreateScript (no tablespace),
+        // then SchemaHistory.addSchemasMarker when Flyway created the schema itself: rank 0,
+        // type SCHEMA, the quoted name as its script. A schema created by this very statement
+        // has its catalog row written by this transaction (its xmin is ours).
         format!(
             "CREATE SCHEMA IF NOT EXISTS {};\n\
              CREATE TABLE IF NOT EXISTS {qualified} (\n\
@@ -174,10 +182,16 @@ impl Format for Flyway {
              \x20   \"success\" BOOLEAN NOT NULL\n\
              );\n\
              ALTER TABLE {qualified} ADD CONSTRAINT {} PRIMARY KEY (\"installed_rank\");\n\
-             CREATE INDEX {} ON {qualified} (\"success\");",
+             CREATE INDEX {} ON {qualified} (\"success\");\n\
+             INSERT INTO {qualified} (installed_rank, version, description, type, script, checksum, \
+             installed_by, execution_time, success) SELECT 0, NULL, '<< Flyway Schema Creation >>', \
+             'SCHEMA', {}, NULL, current_user, 0, true FROM pg_namespace WHERE nspname = {} \
+             AND xmin::text::bigint = txid_current() % 4294967296;",
             quote_ident(schema),
             quote_ident(&format!("{table}_pk")),
             quote_ident(&format!("{table}_s_idx")),
+            quote_literal(&quote_ident(schema)),
+            quote_literal(schema),
         )
     }
 

@@ -176,6 +176,11 @@ pub trait Format: Sync {
     fn shape_expr(&self, table: &str) -> String {
         format!("CASE WHEN to_regclass({table}) IS NULL THEN 'none' ELSE 'v0' END")
     }
+    /// The schema the tool puts first on the search path while it runs migrations, so that
+    /// their unqualified names land there (Flyway's `defaultSchema`); `None`: the path as it is.
+    fn migrates_in(&self, _settings: &MigrateSettings) -> Option<String> {
+        None
+    }
     /// Its rows as `id, version, checksum, name`, in the order the planner expects.
     fn rows_sql(&self, shape: Shape, qualified: &str) -> String;
     /// The statement that records `m` as applied (`execution_ms`: measured by the server
