@@ -49,6 +49,11 @@ pub enum Problem {
         version: String,
         file: String,
     },
+    /// Two repeatable scripts of one description (Flyway's `R__<description>.sql`).
+    DuplicateRepeatable {
+        description: String,
+        file: String,
+    },
     UnexpectedFile {
         file: String,
     },
@@ -198,6 +203,11 @@ impl fmt::Display for Problem {
                  file outside it"
             ),
             Problem::Duplicate { version, file } => write!(f, "version {version} is used twice: {file}"),
+            Problem::DuplicateRepeatable { description, file } => write!(
+                f,
+                "repeatable {description:?} is defined twice: {file} (Flyway refuses this too); \
+                 rename one"
+            ),
             Problem::UnexpectedFile { file } => write!(
                 f,
                 "{file}: not a migration (expected <digits>_<name>.sql or *.down.sql)"

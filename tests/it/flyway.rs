@@ -393,3 +393,25 @@ fn a_default_schema_is_created_with_flyways_marker_and_the_scripts_run_in_it() {
         "1 SQL"
     );
 }
+
+#[test]
+fn two_repeatables_of_one_description_are_refused_by_description() {
+    let db = TestDb::new("flyway_two_repeatables");
+    let dir = db.work.join("db/migration");
+    write(&dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+    write(&dir, "R__views.sql", "CREATE VIEW v AS SELECT 1;\n");
+    write(
+        &dir.join("more"),
+        "R__views.sql",
+        "CREATE VIEW w AS SELECT 1;\n",
+    );
+    let run = db.run(&["run", "--migrations", "db/migration"]);
+    run.expect(7);
+    assert!(
+        run.stderr
+            .contains("repeatable \"views\" is defined twice: R__views.sql and more/R__views.sql"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('public.a') IS NULL"), "t");
+}

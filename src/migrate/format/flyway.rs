@@ -71,9 +71,16 @@ impl Format for Flyway {
         for pair in named.windows(2) {
             if let [(a, fa), (b, fb)] = pair {
                 if flyway_rules::order(a, b) == Ordering::Equal {
-                    source.problems.push(Problem::Duplicate {
-                        version: a.key(),
-                        file: format!("{fa} and {fb}"),
+                    let file = format!("{fa} and {fb}");
+                    source.problems.push(match a {
+                        Name::Versioned { .. } => Problem::Duplicate {
+                            version: a.key(),
+                            file,
+                        },
+                        Name::Repeatable { description } => Problem::DuplicateRepeatable {
+                            description: description.clone(),
+                            file,
+                        },
                     });
                 }
             }
