@@ -13,7 +13,8 @@ use crate::config::settings::{self, SETTINGS};
     name = "db-init",
     version,
     about = "Prepare a PostgreSQL database before an application starts: wait for it, take an \
-             advisory lock, apply migrations (Drizzle or numbered SQL), run idempotent seeds.",
+             advisory lock, apply migrations (Drizzle, Prisma, golang-migrate, dbmate, sqlx, Flyway, \
+             goose or numbered SQL folders, with each tool's own history table), run idempotent seeds.",
     after_help = "Every setting can also be given as a DB_INIT_* environment variable or a key in \
                   the YAML config file; flags win over the environment, which wins over the file.\n\
                   Exit codes: 0 done, 1 internal, 2 usage/config, 3 unreachable, 4 refused \
@@ -95,7 +96,8 @@ pub enum Command {
     },
     /// Create the next migration file.
     New {
-        /// A short name, e.g. add_users; becomes <version>_<name>.sql.
+        /// A short name, e.g. add_users; named as the folder's tool names it (<version>_<name>.sql
+        /// for numbered files).
         name: String,
     },
 }

@@ -29,7 +29,10 @@ pub fn error_code(e: &Error) -> u8 {
         // A database error that is not a migration's own: the history, the lock, the session
         // settings, a baseline or a repair. Never 6, which says a migration failed.
         Error::Migrate(
-            MigrateError::History(_) | MigrateError::Stalled { .. } | MigrateError::Database(_),
+            MigrateError::History(_)
+            | MigrateError::Stalled { .. }
+            | MigrateError::Database(_)
+            | MigrateError::RepairMissed { .. },
         ) => 9,
         Error::Migrate(MigrateError::Failed(_)) => 6,
         Error::Seed(SeedError::Io { .. }) => 2,

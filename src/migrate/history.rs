@@ -145,12 +145,13 @@ impl History {
 
     /// Re-records the checksum of an applied migration whose file changed (`repair`).
     pub fn update_checksum_sql(&self, m: &Migration, old: &str) -> String {
-        let (column, key, value) = self.format().row_key(m);
+        let format = self.format();
+        let (column, key, value) = format.row_key(m);
         format!(
             "UPDATE {} SET {column} = {} WHERE {key} = {value} AND {column} = {}",
             self.qualified(),
-            quote_literal(&m.checksum),
-            quote_literal(old)
+            format.checksum_sql(&m.checksum),
+            format.checksum_sql(old)
         )
     }
 

@@ -87,6 +87,10 @@ pub enum MigrateError {
     },
     #[error(transparent)]
     Database(#[from] PgError),
+    /// A repair's UPDATE found no row to change (the row is not as it was read): rolled back,
+    /// nothing changed (exit 9).
+    #[error("re-recording the checksum of {file} changed no row of {table}; nothing was changed")]
+    RepairMissed { file: String, table: String },
 }
 
 /// Bound on reading the history: a network that stops forwarding must not hang a pod start.

@@ -6,6 +6,7 @@ use super::plan::State;
 use super::{assess, Assessment, MigrateError, Problem, Source};
 use crate::config::MigrateSettings;
 use crate::pg::{PgError, Session};
+use tokio_postgres::SimpleQueryMessage;
 
 /// Which changed migrations to repair.
 pub enum Targets {
@@ -74,7 +75,7 @@ pub async fn repair(
     if let Some(matches) = &upgrade {
         super::upgrade_history(session, &history, matches).await?;
     }
-    let mut sql = String::from("BEGIN;\n");
+    let mut sql = String::new();
     let mut repaired = Vec::new();
     for (i, old) in chosen {
         let m = &source.migrations[*i];
@@ -86,10 +87,45 @@ pub async fn repair(
             new: m.checksum.clone(),
         });
     }
-    sql.push_str("COMMIT;");
-    if let Err(e) = session.batch_execute(&sql).await {
-        let _ = session.batch_execute("ROLLBACK").await;
-        return Err(PgError::new("re-recording checksums", e).into());
+    // Each UPDATE must change its one row: one that changes none would report a repair that
+    // did not happen, so the counts decide between COMMIT and ROLLBACK.
+    let counts = async {
+        session.batch_execute("BEGIN").await?;
+        let messages = session.simple_query(&sql).await?;
+        Ok::<Vec<u64>, tokio_postgres::Error>(
+            messages
+                .iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                })
+                .collect(),
+        )
     }
-    Ok(repaired)
+    .await;
+    let missed = match &counts {
+        Ok(counts) => repaired
+            .iter()
+            .zip(counts.iter().chain(std::iter::repeat(&0)))
+            .find(|(_, n)| **n != 1)
+            .map(|(r, _)| r.file.clone()),
+        Err(_) => None,
+    };
+    if counts.is_err() || missed.is_some() {
+        let _ = session.batch_execute("ROLLBACK").await;
+    }
+    match (counts, missed) {
+        (Err(e), _) => Err(PgError::new("re-recording checksums", e).into()),
+        (Ok(_), Some(file)) => Err(MigrateError::RepairMissed {
+            file,
+            table: history.qualified(),
+        }),
+        (Ok(_), None) => {
+            session
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| PgError::new("committing the re-recorded checksums", e))?;
+            Ok(repaired)
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod concurrent;
 mod dbmate;
 mod documents;
 mod drizzle_v1;
+mod every_format;
 mod exit_codes;
 mod fleet;
 mod flyway;

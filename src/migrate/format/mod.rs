@@ -193,6 +193,11 @@ pub trait Format: Sync {
         m: &Migration,
         execution_ms: Option<u64>,
     ) -> String;
+    /// A checksum as a value of the table's checksum column (a text literal unless the tool
+    /// stores it otherwise).
+    fn checksum_sql(&self, checksum: &str) -> String {
+        crate::pg::quote::quote_literal(checksum)
+    }
     /// `(checksum column, key column, key value)` of `m`'s row, for `repair`.
     fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String);
     /// `out_of_order` when the settings do not say: what the tool itself does.

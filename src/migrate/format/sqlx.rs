@@ -127,6 +127,14 @@ impl Format for Sqlx {
         )
     }
 
+    fn checksum_sql(&self, checksum: &str) -> String {
+        // A bytea column, read as hex (`rows_sql`).
+        format!(
+            "decode({}, 'hex')",
+            crate::pg::quote::quote_literal(checksum)
+        )
+    }
+
     fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String) {
         ("checksum", "version", m.version.to_string())
     }
