@@ -1,8 +1,8 @@
 //! Every command on every format (issue 21): the same two migrations written as each tool's
 //! folder go through `validate --offline`, `plan`, `status`, `wait --migrated`, `run`, online
 //! `validate`, an edit caught and `repair`ed where the tool keeps checksums, `baseline` of a
-//! database whose first table is already there, `new` in the tool's naming, and `status` over
-//! many databases.
+//! database whose first table is already there, `new` in the tool's naming, and `status` and
+//! `run` over many databases.
 
 use serde_json::Value;
 
@@ -293,6 +293,16 @@ fn every_command(case: &Case) {
         "{}",
         set.stdout
     );
+
+    // A run over the set migrates the fresh one and leaves the other as it is.
+    db.run(&args(case, &["run", "--databases-file", "databases.txt"]))
+        .expect(0);
+    assert_eq!(tables(&fresh), "a,b", "{}", case.name);
+    db.run(&args(
+        case,
+        &["status", "--databases-file", "databases.txt"],
+    ))
+    .expect(0);
 
     if case.new {
         let made = db.run(&args(case, &["new", "add_c"]));
