@@ -1,7 +1,8 @@
 //! First contact with a database that already has the schema: the first migration fails on
-//! "already exists" while the history table is empty. That is a database built by
-//! `drizzle-kit push` (or by hand), or a history table kept elsewhere; the failure says which
-//! setting or command fits, and the empty history table this run created is removed again.
+//! "already exists" while the history table is empty. That is a database built without the
+//! history (`drizzle-kit push`, `prisma db push`, a restore, by hand), or a history table kept
+//! elsewhere (each format says how its tool's table is told); the failure says which setting or
+//! command fits, and the empty history table this run created is removed again.
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
@@ -21,17 +22,25 @@ const ALREADY_THERE: [SqlState; 6] = [
     SqlState::DUPLICATE_DATABASE,
 ];
 
-/// Drizzle-shaped history tables (`hash`, `created_at`) other than `history`, as one text.
+/// Tables shaped like the tool's history table (every one of its telling columns) other than
+/// `history` itself, as one text; `''` for a tool whose columns tell nothing.
 fn elsewhere_sql(history: &History) -> String {
+    let Some(like) = history.look_alike() else {
+        return "''".into();
+    };
     let (schema, table) = history.names();
+    let columns: Vec<String> = like.columns.iter().map(|c| quote_literal(c)).collect();
     format!(
-        "coalesce((SELECT string_agg(format('%I.%I', h.table_schema, h.table_name), ', ' ORDER BY 1) \
-          FROM information_schema.columns h JOIN information_schema.columns c \
-            ON c.table_schema = h.table_schema AND c.table_name = h.table_name AND c.column_name = 'created_at' \
-          WHERE h.column_name = 'hash' AND h.table_schema NOT IN ('pg_catalog', 'information_schema') \
-            AND (h.table_schema, h.table_name) <> ({}, {})), '')",
+        "coalesce((SELECT string_agg(format('%I.%I', table_schema, table_name), ', ' \
+          ORDER BY format('%I.%I', table_schema, table_name)) FROM (SELECT table_schema, table_name \
+          FROM information_schema.columns WHERE column_name IN ({}) \
+            AND table_schema NOT IN ('pg_catalog', 'information_schema') \
+            AND (table_schema, table_name) <> ({}, {}) \
+          GROUP BY 1, 2 HAVING count(DISTINCT column_name) = {}) t), '')",
+        columns.join(", "),
         quote_literal(schema),
-        quote_literal(table)
+        quote_literal(table),
+        like.columns.len()
     )
 }
 
@@ -91,6 +100,7 @@ pub async fn already_there(
         object: format!("{kind} {name}"),
         history: history.qualified(),
         elsewhere: Some(others.to_string()).filter(|s| !s.is_empty()),
+        look_alike: history.look_alike(),
     })
 }
 
@@ -127,11 +137,11 @@ pub async fn after_failure(
         return MigrateError::Failed(failed);
     }
     let elsewhere = Some(others).filter(|s| !s.is_empty());
-    if let Some(tables) = &elsewhere {
+    if let (Some(tables), Some(like)) = (&elsewhere, history.look_alike()) {
         failed.note.push_str(&format!(
-            " The history table {qualified} is empty, but {tables} looks like a Drizzle history table: if it \
-             is this app's, point db-init at it with drizzle.schema / drizzle.table (Drizzle's \
-             migrationsSchema / migrationsTable)."
+            " The history table {qualified} is empty, but {tables} looks like a {} history table: if it \
+             is this app's, point db-init at it with {}.",
+            like.tool, like.setting
         ));
     }
     failed.note.push_str(

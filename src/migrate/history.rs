@@ -88,6 +88,11 @@ impl History {
         format::of(self.layout)
     }
 
+    /// How the tool's table is told elsewhere (the first-contact hint).
+    pub fn look_alike(&self) -> Option<format::LookAlike> {
+        self.format().look_alike()
+    }
+
     /// The schema and table name, unquoted.
     pub fn names(&self) -> (&str, &str) {
         (&self.schema, &self.table)

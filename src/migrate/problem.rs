@@ -71,15 +71,19 @@ pub enum Problem {
         file: String,
     },
     /// The history has no row, and a pending statement creates what the database already has:
-    /// a database built by `drizzle-kit push` or by hand, or a history kept elsewhere.
+    /// a database built without the history (`drizzle-kit push`, a restore, by hand), or a
+    /// history kept elsewhere.
     AlreadyThere {
         file: String,
         line: usize,
         column: usize,
         object: String,
         history: String,
-        /// Drizzle-shaped history tables under another name.
+        /// Tables shaped like the tool's history table, under another name.
         elsewhere: Option<String>,
+        /// The tool whose table they look like, and its setting.
+        #[serde(skip)]
+        look_alike: Option<super::format::LookAlike>,
     },
     /// A migration that must commit after an `ADD VALUE` (`label_commits`).
     AtomicWithLabelCommit {
@@ -224,7 +228,7 @@ impl fmt::Display for Problem {
                 f,
                 "{file} must run outside a transaction, so it cannot be part of an atomic: true batch"
             ),
-            Problem::AlreadyThere { file, line, column, object, history, elsewhere } => {
+            Problem::AlreadyThere { file, line, column, object, history, elsewhere, look_alike } => {
                 write!(
                     f,
                     "{file}:{line}:{column}: creates {object}, which the database already has, while the history \
@@ -233,13 +237,14 @@ impl fmt::Display for Problem {
                      the migrations it already has with `db-init baseline --to <tag>` (or `--migration <tag>`), \
                      then run again"
                 )?;
-                match elsewhere {
-                    Some(tables) => write!(
+                match (elsewhere, look_alike) {
+                    (Some(tables), Some(like)) => write!(
                         f,
-                        "; or, if {tables} (which looks like a Drizzle history table) is this app's, point db-init \
-                         at it with drizzle.schema / drizzle.table (Drizzle's migrationsSchema / migrationsTable)"
+                        "; or, if {tables} (which looks like a {} history table) is this app's, point db-init \
+                         at it with {}",
+                        like.tool, like.setting
                     ),
-                    None => Ok(()),
+                    _ => Ok(()),
                 }
             }
             Problem::AtomicWithLabelCommit { file } => write!(

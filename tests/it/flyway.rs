@@ -415,3 +415,26 @@ fn two_repeatables_of_one_description_are_refused_by_description() {
     );
     assert_eq!(db.sql("SELECT to_regclass('public.a') IS NULL"), "t");
 }
+
+/// First contact with a database whose Flyway history lives in another schema: the hint names
+/// that table and the setting that points db-init at it (Flyway's `defaultSchema`).
+#[test]
+fn a_flyway_history_kept_in_another_schema_is_named_with_its_setting() {
+    let db = TestDb::new("flyway_elsewhere");
+    db.sql("CREATE SCHEMA app");
+    db.sql(&FLYWAY_DDL.replace("\"public\"", "\"app\""));
+    db.sql("CREATE TABLE a (id int)");
+    let dir = db.work.join("db/migration");
+    write(&dir, "V1__a.sql", "CREATE TABLE a (id int);\n");
+    let run = db.run(&["run", "--migrations", "db/migration"]);
+    run.expect(7);
+    assert!(
+        run.stderr
+            .contains("app.flyway_schema_history (which looks like a Flyway history table)")
+            && run
+                .stderr
+                .contains("history.schema / history.table (Flyway's defaultSchema / table)"),
+        "{}",
+        run.stderr
+    );
+}

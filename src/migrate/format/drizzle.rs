@@ -90,10 +90,21 @@ impl Format for Drizzle {
         "Drizzle would skip it silently"
     }
 
+    fn look_alike(&self) -> Option<super::LookAlike> {
+        Some(LOOK_ALIKE)
+    }
+
     fn matches_moved_rows_by_checksum(&self) -> bool {
         true
     }
 }
+
+/// A Drizzle history table under another name (0.x and 1.0 alike).
+pub(super) const LOOK_ALIKE: super::LookAlike = super::LookAlike {
+    columns: &["hash", "created_at"],
+    tool: "Drizzle",
+    setting: "drizzle.schema / drizzle.table (Drizzle's migrationsSchema / migrationsTable)",
+};
 
 /// Drizzle's history table, 0.x and 1.0 alike: `migrationsSchema` / `migrationsTable`.
 pub(super) fn history_table(settings: &MigrateSettings) -> (String, String) {

@@ -88,6 +88,10 @@ impl Format for DrizzleV1 {
         )])
     }
 
+    fn look_alike(&self) -> Option<super::LookAlike> {
+        Some(super::drizzle::LOOK_ALIKE)
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // Drizzle v1 applies every folder it has no row for, whatever its timestamp.
         OutOfOrder::Allow

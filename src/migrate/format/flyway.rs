@@ -273,6 +273,14 @@ impl Format for Flyway {
         )])
     }
 
+    fn look_alike(&self) -> Option<super::LookAlike> {
+        Some(super::LookAlike {
+            columns: &["installed_rank", "script"],
+            tool: "Flyway",
+            setting: "history.schema / history.table (Flyway's defaultSchema / table)",
+        })
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // Flyway's outOfOrder is false: a pending version below the newest applied fails validation.
         OutOfOrder::Error

@@ -120,6 +120,14 @@ impl Format for GolangMigrate {
         ])
     }
 
+    fn look_alike(&self) -> Option<super::LookAlike> {
+        Some(super::LookAlike {
+            columns: &["version", "dirty"],
+            tool: "golang-migrate",
+            setting: "history.schema / history.table (golang-migrate's x-migrations-table)",
+        })
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // golang-migrate never applies a file older than its high-water mark.
         OutOfOrder::Error

@@ -257,6 +257,14 @@ impl Format for Goose {
         )
     }
 
+    fn look_alike(&self) -> Option<super::LookAlike> {
+        Some(super::LookAlike {
+            columns: &["version_id", "is_applied"],
+            tool: "goose",
+            setting: "history.schema / history.table (goose's -table)",
+        })
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // `goose up` refuses a pending file older than the newest applied (without -allow-missing).
         OutOfOrder::Error

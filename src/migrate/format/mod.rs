@@ -132,6 +132,15 @@ pub struct RowMatch {
     pub name: String,
 }
 
+/// The tool's history table kept under another name or schema: the columns that tell it from
+/// other tables, and the setting that points db-init at it (for the first-contact hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookAlike {
+    pub columns: &'static [&'static str],
+    pub tool: &'static str,
+    pub setting: &'static str,
+}
+
 /// How a tool keys its advisory lock.
 #[derive(Debug, Clone, Copy)]
 pub enum ToolLock {
@@ -202,6 +211,10 @@ pub trait Format: Sync {
     fn row_key(&self, m: &Migration) -> (&'static str, &'static str, String);
     /// `out_of_order` when the settings do not say: what the tool itself does.
     fn default_out_of_order(&self) -> OutOfOrder;
+    /// How to recognise the tool's table elsewhere (`None`: its columns are no other tool's own).
+    fn look_alike(&self) -> Option<LookAlike> {
+        None
+    }
     /// What the tool does with a pending migration older than the newest applied, for the
     /// problem that refuses it.
     fn out_of_order_note(&self) -> &'static str {

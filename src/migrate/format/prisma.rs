@@ -157,6 +157,14 @@ impl Format for Prisma {
         )])
     }
 
+    fn look_alike(&self) -> Option<super::LookAlike> {
+        Some(super::LookAlike {
+            columns: &["applied_steps_count", "rolled_back_at"],
+            tool: "Prisma",
+            setting: "the URL's schema= (where Prisma keeps _prisma_migrations)",
+        })
+    }
+
     fn default_out_of_order(&self) -> OutOfOrder {
         // `prisma migrate deploy` applies every folder it has no row for, whatever its name.
         OutOfOrder::Allow
