@@ -1,5 +1,5 @@
-//! One migration as db-init sees it: its identity and checksum exactly as Drizzle computes
-//! them, its statements, and whether it runs inside db-init's transaction or statement by
+//! One migration as db-init sees it: its identity and checksum exactly as its tool computes
+//! them (its format fills them in), its statements, and whether it runs inside db-init's transaction or statement by
 //! statement outside one, and why.
 
 use std::ops::Range;
@@ -7,7 +7,7 @@ use std::ops::Range;
 use super::sql;
 use crate::text::{self, LineIndex};
 
-/// Drizzle's statement separator; chunks are split on it and nothing else.
+/// Drizzle's statement separator; a file split by it is cut there and nowhere else.
 pub const BREAKPOINT: &str = "--> statement-breakpoint";
 /// First-line marker for migrations that must run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = "-- db-init: no-transaction";
@@ -15,9 +15,9 @@ pub const NO_TRANSACTION_MARKER: &str = "-- db-init: no-transaction";
 /// How a migration's text is cut into what is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// Drizzle: `text.split("--> statement-breakpoint")`, each chunk one query.
+    /// `text.split("--> statement-breakpoint")`, each chunk one query (Drizzle's files).
     Breakpoints,
-    /// Numbered SQL: one top-level statement per piece.
+    /// One top-level statement per piece (every other tool's files).
     Statements,
 }
 
@@ -59,15 +59,19 @@ impl std::fmt::Display for Outside {
 
 #[derive(Debug, Clone)]
 pub struct Migration {
-    /// Drizzle: the journal's `when` (what `created_at` stores). Numbered: the file's version.
+    /// The number the history and the order go by: the file's version (Drizzle 0.x: the
+    /// journal's `when`; Flyway: its rank in Flyway's order).
     pub version: i64,
-    /// Drizzle: the tag. Numbered: the part of the file name after `<version>_`.
+    /// The name the tool records or shows (Drizzle's tag, a v1 or Prisma folder's name, the part
+    /// of a file name after `<version>_`).
     pub name: String,
     /// The file name, relative to the migrations folder, for messages.
     pub file: String,
-    /// The file as Drizzle reads it: invalid UTF-8 replaced by U+FFFD, BOM and CRLF kept.
+    /// The file as the tools read it: invalid UTF-8 replaced by U+FFFD, BOM and CRLF kept.
     pub text: std::sync::Arc<String>,
-    /// SHA-256 hex of `text`: Drizzle's `hash`, db-init's `checksum`.
+    /// What the history records of `text`: SHA-256 hex (Drizzle's `hash`, Prisma's and db-init's
+    /// `checksum`) unless the format computes its tool's own (sqlx's SHA-384, Flyway's CRC32);
+    /// not recorded where the tool keeps none (golang-migrate, goose, dbmate).
     pub checksum: String,
     /// `Some` when the migration runs statement by statement outside a transaction.
     pub outside: Option<Outside>,
