@@ -103,29 +103,28 @@ pub async fn repair(
         )
     }
     .await;
-    let missed = match &counts {
-        Ok(counts) => repaired
+    // One outcome decides between COMMIT and ROLLBACK.
+    let checked = match counts {
+        Err(e) => Err(PgError::new("re-recording checksums", e).into()),
+        Ok(counts) => match repaired
             .iter()
             .zip(counts.iter().chain(std::iter::repeat(&0)))
             .find(|(_, n)| **n != 1)
-            .map(|(r, _)| r.file.clone()),
-        Err(_) => None,
+        {
+            Some((r, _)) => Err(MigrateError::RepairMissed {
+                file: r.file.clone(),
+                table: history.qualified(),
+            }),
+            None => Ok(()),
+        },
     };
-    if counts.is_err() || missed.is_some() {
+    if let Err(e) = checked {
         let _ = session.batch_execute("ROLLBACK").await;
+        return Err(e);
     }
-    match (counts, missed) {
-        (Err(e), _) => Err(PgError::new("re-recording checksums", e).into()),
-        (Ok(_), Some(file)) => Err(MigrateError::RepairMissed {
-            file,
-            table: history.qualified(),
-        }),
-        (Ok(_), None) => {
-            session
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| PgError::new("committing the re-recorded checksums", e))?;
-            Ok(repaired)
-        }
-    }
+    session
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| PgError::new("committing the re-recorded checksums", e))?;
+    Ok(repaired)
 }
